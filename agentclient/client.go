@@ -1,0 +1,159 @@
+package agentclient
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/podhook/podhook/agentclient/agentv1"
+)
+
+// DefaultTimeout is the deadline of one call when none is configured.
+const DefaultTimeout = 2 * time.Second
+
+// AnyUID disables the peer check.
+const AnyUID = -1
+
+// Client calls one agent. It connects lazily on the first call, never
+// waits for a connection to become ready, and gives every call its own
+// deadline.
+type Client struct {
+	conn    *grpc.ClientConn
+	api     agentv1.AgentClient
+	timeout time.Duration
+}
+
+type options struct {
+	timeout time.Duration
+	peerUID int
+}
+
+// Option configures a Client.
+type Option func(*options)
+
+// WithTimeout sets the deadline of each call.
+func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithPeerUID sets the user the agent process must run as, checked with
+// SO_PEERCRED on connect; AnyUID disables the check. Default: 0 (root).
+func WithPeerUID(uid int) Option { return func(o *options) { o.peerUID = uid } }
+
+// New returns a Client for address (see SocketPath). It does no I/O.
+func New(address string, opts ...Option) (*Client, error) {
+	o := options{timeout: DefaultTimeout, peerUID: 0}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	path, err := SocketPath(address)
+	if err != nil {
+		return nil, err
+	}
+	dial := func(ctx context.Context, _ string) (net.Conn, error) {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "unix", path)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkPeer(c, o.peerUID); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	}
+	conn, err := grpc.NewClient("passthrough:///agent",
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(dial),
+		grpc.WithAuthority("localhost"),
+		grpc.WithDisableServiceConfig(),
+		grpc.WithDisableRetry(),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrAddress, err)
+	}
+	return &Client{conn: conn, api: agentv1.NewAgentClient(conn), timeout: o.timeout}, nil
+}
+
+// Close releases the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// CreateContainer asks the agent about a container. A DENY verdict is
+// returned as a *DeniedError (errors.Is(err, ErrDenied)) with the response.
+func (c *Client) CreateContainer(ctx context.Context, req *agentv1.CreateContainerRequest) (*agentv1.CreateContainerResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := c.api.CreateContainer(ctx, req)
+	if err != nil {
+		return nil, classify(ctx, err)
+	}
+	if resp.GetVerdict() == agentv1.Verdict_VERDICT_DENY {
+		return resp, &DeniedError{Reason: resp.GetReason()}
+	}
+	return resp, nil
+}
+
+// StopContainer tells the agent a container is gone.
+func (c *Client) StopContainer(ctx context.Context, req *agentv1.StopContainerRequest) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	_, err := c.api.StopContainer(ctx, req)
+	return classify(ctx, err)
+}
+
+// Check probes the agent's grpc.health.v1 service ("" = the whole server).
+// It returns nil only for SERVING.
+func (c *Client) Check(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(c.conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		return classify(ctx, err)
+	}
+	if s := resp.GetStatus(); s != healthpb.HealthCheckResponse_SERVING {
+		return fmt.Errorf("%w: health status %s", ErrAgent, s)
+	}
+	return nil
+}
+
+// checkPeer verifies the process on the other end of c runs as uid.
+func checkPeer(c net.Conn, uid int) error {
+	if uid == AnyUID {
+		return nil
+	}
+	cred, err := PeerCred(c)
+	if err != nil {
+		return err
+	}
+	if int(cred.Uid) != uid {
+		return fmt.Errorf("agent peer runs as uid %d (pid %d), want uid %d", cred.Uid, cred.Pid, uid)
+	}
+	return nil
+}
+
+// PeerCred returns the SO_PEERCRED credentials of a unix socket connection.
+func PeerCred(c net.Conn) (*unix.Ucred, error) {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return nil, fmt.Errorf("peer check: %T is not a unix socket", c)
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("peer check: %w", err)
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return nil, fmt.Errorf("peer check: %w", err)
+	}
+	if credErr != nil {
+		return nil, fmt.Errorf("peer check: %w", credErr)
+	}
+	return cred, nil
+}

@@ -1,0 +1,76 @@
+package agentclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Sentinels for what callers act on. Every error a Client returns wraps
+// exactly one of them.
+var (
+	// ErrUnreachable: no connection to the agent (socket missing, stale,
+	// refused, or the peer is not the expected user).
+	ErrUnreachable = errors.New("agent unreachable")
+	// ErrDeadline: the agent did not answer within the call's deadline.
+	ErrDeadline = errors.New("agent deadline exceeded")
+	// ErrAgent: the agent answered with a gRPC error.
+	ErrAgent = errors.New("agent error")
+	// ErrDenied: the agent answered with a DENY verdict.
+	ErrDenied = errors.New("denied by agent")
+)
+
+// DeniedError carries the agent's reason for a DENY verdict.
+type DeniedError struct{ Reason string }
+
+func (e *DeniedError) Error() string {
+	if e.Reason == "" {
+		return "denied by agent"
+	}
+	return "denied by agent: " + e.Reason
+}
+
+// Is makes errors.Is(err, ErrDenied) true for a *DeniedError.
+func (e *DeniedError) Is(target error) bool { return target == ErrDenied }
+
+// Kind names the class of err for logs: "unreachable", "deadline",
+// "agent_error", "denied", or "" for nil.
+func Kind(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrDenied):
+		return "denied"
+	case errors.Is(err, ErrUnreachable):
+		return "unreachable"
+	case errors.Is(err, ErrDeadline):
+		return "deadline"
+	default:
+		return "agent_error"
+	}
+}
+
+// classify maps a gRPC call error to one of the sentinels, keeping the
+// original error in the chain. Context errors come first: a call cut by its
+// deadline while connecting reports Unavailable on some paths.
+func classify(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrDeadline, err)
+	}
+	switch status.Code(err) {
+	case codes.Unavailable:
+		return fmt.Errorf("%w: %s", ErrUnreachable, status.Convert(err).Message())
+	case codes.DeadlineExceeded:
+		return fmt.Errorf("%w: %w", ErrDeadline, err)
+	case codes.Canceled:
+		return fmt.Errorf("%w: %w", ErrUnreachable, err)
+	default:
+		return fmt.Errorf("%w: %w", ErrAgent, err)
+	}
+}

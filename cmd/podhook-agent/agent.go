@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/podhook/podhook/agentclient"
+	"github.com/podhook/podhook/agentclient/agentv1"
+)
+
+// Config configures the reference agent.
+type Config struct {
+	Socket         string
+	Events         io.Writer
+	DenyNamespaces []string
+	DenyImages     []*regexp.Regexp
+	AllowUIDs      []int
+	Delay          time.Duration
+}
+
+// agent implements agentv1.AgentServer.
+type agent struct {
+	agentv1.UnimplementedAgentServer
+	cfg Config
+	mu  sync.Mutex // serialises event lines
+}
+
+// CreateContainer records the request and answers DENY when the pod's
+// namespace or the image is on a deny list.
+func (a *agent) CreateContainer(ctx context.Context, req *agentv1.CreateContainerRequest) (*agentv1.CreateContainerResponse, error) {
+	resp := &agentv1.CreateContainerResponse{}
+	if ns := req.GetPod().GetNamespace(); slices.Contains(a.cfg.DenyNamespaces, ns) {
+		resp = &agentv1.CreateContainerResponse{Verdict: agentv1.Verdict_VERDICT_DENY, Reason: fmt.Sprintf("namespace %q is denied by podhook-agent", ns)}
+	}
+	for _, re := range a.cfg.DenyImages {
+		if img := req.GetContainer().GetImage(); re.MatchString(img) {
+			resp = &agentv1.CreateContainerResponse{Verdict: agentv1.Verdict_VERDICT_DENY, Reason: fmt.Sprintf("image %q matches denied pattern %q", img, re)}
+			break
+		}
+	}
+	if err := a.wait(ctx); err != nil {
+		return nil, err
+	}
+	a.record("CreateContainer", req, resp)
+	return resp, nil
+}
+
+// StopContainer records the request.
+func (a *agent) StopContainer(ctx context.Context, req *agentv1.StopContainerRequest) (*agentv1.StopContainerResponse, error) {
+	if err := a.wait(ctx); err != nil {
+		return nil, err
+	}
+	a.record("StopContainer", req, nil)
+	return &agentv1.StopContainerResponse{}, nil
+}
+
+func (a *agent) wait(ctx context.Context) error {
+	if a.cfg.Delay <= 0 {
+		return nil
+	}
+	select {
+	case <-time.After(a.cfg.Delay):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// record writes {"rpc":..., "request":..., "response":...} as one line.
+func (a *agent) record(rpc string, req, resp proto.Message) {
+	line := struct {
+		RPC      string          `json:"rpc"`
+		Request  json.RawMessage `json:"request"`
+		Response json.RawMessage `json:"response,omitempty"`
+	}{RPC: rpc}
+	line.Request, _ = protojson.Marshal(req)
+	if resp != nil {
+		line.Response, _ = protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(resp)
+	}
+	b, _ := json.Marshal(line)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.cfg.Events.Write(append(b, '\n'))
+}
+
+// Server is a listening reference agent.
+type Server struct {
+	grpc   *grpc.Server
+	health *health.Server
+	lis    net.Listener
+	socket string
+}
+
+var errServerStopped = grpc.ErrServerStopped
+
+// Listen creates the socket (its directory 0700 when missing, the socket
+// 0600, a stale socket replaced) and registers the services.
+func Listen(cfg Config) (*Server, error) {
+	if err := os.MkdirAll(filepath.Dir(cfg.Socket), 0o700); err != nil {
+		return nil, err
+	}
+	if err := removeStale(cfg.Socket); err != nil {
+		return nil, err
+	}
+	lis, err := net.Listen("unix", cfg.Socket)
+	if err != nil {
+		return nil, err
+	}
+	lis.(*net.UnixListener).SetUnlinkOnClose(true)
+	if err := os.Chmod(cfg.Socket, 0o600); err != nil {
+		lis.Close()
+		return nil, err
+	}
+	s := &Server{grpc: grpc.NewServer(), health: health.NewServer(), socket: cfg.Socket,
+		lis: &peerListener{Listener: lis, uids: cfg.AllowUIDs}}
+	agentv1.RegisterAgentServer(s.grpc, &agent{cfg: cfg})
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.health.SetServingStatus(agentv1.Agent_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	return s, nil
+}
+
+// Serve serves until Shutdown.
+func (s *Server) Serve() error { return s.grpc.Serve(s.lis) }
+
+// Shutdown reports NOT_SERVING, lets calls in flight finish for up to
+// grace, then stops and removes the socket.
+func (s *Server) Shutdown(grace time.Duration) {
+	s.health.Shutdown()
+	done := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		s.grpc.Stop()
+	}
+}
+
+// removeStale removes a socket nobody listens on; it refuses to replace a
+// live one or anything that is not a socket.
+func removeStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Type() != os.ModeSocket {
+		return fmt.Errorf("%s exists and is not a socket", path)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("another agent is serving on %s", path)
+	}
+	return os.Remove(path)
+}
+
+// peerListener accepts only peers whose uid is allowed (SO_PEERCRED).
+type peerListener struct {
+	net.Listener
+	uids []int
+}
+
+func (l *peerListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		cred, err := agentclient.PeerCred(c)
+		if err == nil && slices.Contains(l.uids, int(cred.Uid)) {
+			return c, nil
+		}
+		c.Close()
+	}
+}

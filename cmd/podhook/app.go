@@ -1,0 +1,44 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/podhook/podhook/hook"
+)
+
+// newApp builds the command line. Commands write only to the writers given.
+func newApp(stdin io.Reader, stdout, stderr io.Writer, start time.Time) *cli.App {
+	app := &cli.App{
+		Name:      "podhook",
+		Usage:     "OCI runtime hook that reports every container to a node-local agent before it starts",
+		Version:   version,
+		Reader:    stdin,
+		Writer:    stdout,
+		ErrWriter: stderr,
+		// Regex patterns may hold commas; lists of names are split by us.
+		DisableSliceFlagSeparator: true,
+		HideHelpCommand:           true,
+		// Errors are mapped to exit codes in run, never inside the library.
+		ExitErrHandler: func(*cli.Context, error) {},
+		Action: func(c *cli.Context) error {
+			if c.Args().Present() {
+				return fmt.Errorf("unknown stage or command %q (run podhook --help)", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
+	}
+	for _, st := range hook.Stages {
+		app.Commands = append(app.Commands, stageCommand(st, start))
+	}
+	app.Commands = append(app.Commands,
+		captureCommand(),
+		checkCommand(),
+		validateCommand(),
+		versionCommand(),
+	)
+	return app
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/podhook/podhook/agentclient"
+	"github.com/podhook/podhook/internal/config"
+)
+
+func checkCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "check",
+		Usage: "probe the agent's grpc.health.v1 service through the configured address; exit 0 if it is serving",
+		Flags: configFlags(),
+		Action: func(c *cli.Context) error {
+			cfg := resolveConfig(c)
+			if cfg.Err != nil {
+				return fmt.Errorf("configuration invalid: %w", cfg.Err)
+			}
+			client, err := agentclient.New(cfg.AgentAddress, agentclient.WithTimeout(cfg.Timeout.Duration()), agentclient.WithPeerUID(*cfg.AgentUID))
+			if err != nil {
+				return err
+			}
+			defer client.Close()
+			start := time.Now()
+			if err := client.Check(context.Background()); err != nil {
+				return fmt.Errorf("agent at %s is not serving: %w", cfg.AgentAddress, err)
+			}
+			fmt.Fprintf(c.App.Writer, "agent at %s is serving (%.1f ms)\n", cfg.AgentAddress, float64(time.Since(start).Microseconds())/1000)
+			return nil
+		},
+	}
+}
+
+func validateCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "validate",
+		Usage:     "check a config file (default: the one next to the binary) and the settings given by flags and environment",
+		ArgsUsage: " ",
+		Flags:     configFlags(),
+		Action: func(c *cli.Context) error {
+			path := c.String(flagConfig)
+			if !c.IsSet(flagConfig) {
+				path = config.DefaultFile()
+			}
+			cfg := resolveConfig(c)
+			if cfg.Err != nil {
+				return fmt.Errorf("configuration invalid: %w", cfg.Err)
+			}
+			if err := cfg.Validate(true); err != nil {
+				return fmt.Errorf("configuration invalid: %w", err)
+			}
+			if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+				path += " (absent: defaults)"
+			}
+			fmt.Fprintf(c.App.Writer, "configuration valid (file %s)\n", path)
+			return nil
+		},
+	}
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print the version",
+		Action: func(c *cli.Context) error {
+			fmt.Fprintf(c.App.Writer, "podhook %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/podhook/podhook/agentclient"
+	"github.com/podhook/podhook/hook"
+	"github.com/podhook/podhook/internal/config"
+	"github.com/podhook/podhook/internal/logfile"
+	"github.com/podhook/podhook/resolver"
+)
+
+const (
+	flagStateFile = "state-file"
+	flagDryRun    = "dry-run"
+)
+
+func stageCommand(st hook.Stage, start time.Time) *cli.Command {
+	usage := "run as the " + string(st) + " hook: state on stdin, exit 0 to let the container start, 1 to stop it"
+	if !st.IsCreate() {
+		usage = "run as the poststop hook: tell the agent the container is gone; always exits 0"
+	}
+	return &cli.Command{
+		Name:  string(st),
+		Usage: usage,
+		Flags: append(configFlags(),
+			&cli.StringFlag{Name: flagStateFile, Usage: "read the OCI state from FILE instead of stdin (replay a capture)"},
+			&cli.BoolFlag{Name: flagDryRun, Usage: "print the request and the decision an unreachable agent would get; contact nothing, log nothing"},
+		),
+		Action: func(c *cli.Context) error { return runStage(c, st, start) },
+	}
+}
+
+func runStage(c *cli.Context, st hook.Stage, start time.Time) error {
+	cfg := resolveConfig(c)
+	in, closeIn, err := stateInput(c)
+	if err != nil {
+		if st.IsCreate() {
+			return err
+		}
+		fmt.Fprintf(c.App.ErrWriter, "podhook: %v\n", err)
+		return nil
+	}
+	defer closeIn()
+	rt, _ := resolver.ParseRuntime(cfg.Runtime)
+	opts := hook.Options{
+		Stage: st, Start: start, Runtime: rt,
+		Policy: cfg.Policy(), Safe: cfg.SafePolicy(),
+		LogPath: cfg.LogFile,
+	}
+	if c.Bool(flagDryRun) {
+		return dryRun(c.App.Writer, in, opts, cfg.Err)
+	}
+
+	log, closeLog := openLog(cfg.Config, c.App.ErrWriter)
+	defer closeLog()
+	if cfg.Err != nil {
+		log = log.With(slog.String("config_error", cfg.Err.Error()+"; using the built-in safe defaults"))
+		fmt.Fprintf(c.App.ErrWriter, "podhook: configuration invalid, using the built-in safe defaults: %v\n", cfg.Err)
+	}
+	client, err := agentclient.New(cfg.AgentAddress, agentclient.WithTimeout(cfg.Timeout.Duration()), agentclient.WithPeerUID(*cfg.AgentUID))
+	if err != nil {
+		return err // the address was validated: unreachable in practice
+	}
+	defer client.Close()
+	res := hook.Run(context.Background(), in, client, opts, log)
+	if !res.Allow {
+		return &stopError{reason: res.Reason}
+	}
+	if !st.IsCreate() && res.Reason != "" {
+		fmt.Fprintf(c.App.ErrWriter, "podhook: %s\n", res.Reason)
+	}
+	return nil
+}
+
+// stateInput is the state's reader: --state-file or stdin.
+func stateInput(c *cli.Context) (io.Reader, func(), error) {
+	path := c.String(flagStateFile)
+	if path == "" {
+		return c.App.Reader, func() {}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", hook.ErrState, err)
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// openLog returns the JSON-lines logger the configuration asks for. A log
+// that cannot be opened is reported on stderr; the decision stands.
+func openLog(cfg config.Config, stderr io.Writer) (*slog.Logger, func()) {
+	level, _ := config.ParseLevel(cfg.LogLevel) // validated
+	var w io.Writer
+	closeFn := func() {}
+	switch cfg.LogFile {
+	case config.LogNone:
+		return slog.New(slog.DiscardHandler), closeFn
+	case config.LogStderr:
+		w = stderr
+	default:
+		f, err := logfile.Open(cfg.LogFile, int64(cfg.LogMaxSize), *cfg.LogMaxBackups)
+		if err != nil {
+			fmt.Fprintf(stderr, "podhook: cannot write the log (the decision stands): %v\n", err)
+			return slog.New(slog.DiscardHandler), closeFn
+		}
+		w = &reportingWriter{w: f, stderr: stderr}
+		closeFn = func() { f.Close() }
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), closeFn
+}
+
+// reportingWriter passes records to the log file and says on stderr when a
+// write fails, since slog drops handler errors.
+type reportingWriter struct {
+	w      io.Writer
+	stderr io.Writer
+}
+
+func (r *reportingWriter) Write(p []byte) (int, error) {
+	n, err := r.w.Write(p)
+	if err != nil {
+		fmt.Fprintf(r.stderr, "podhook: cannot write the log (the decision stands): %v\n", err)
+	}
+	return n, err
+}
+
+// dryRun prints the request the hook would send and what the fail check
+// would decide if the agent were unreachable.
+func dryRun(w io.Writer, in io.Reader, opts hook.Options, cfgErr error) error {
+	inv, err := hook.Prepare(in, opts)
+	if err != nil {
+		return err
+	}
+	var req proto.Message = inv.CreateRequest()
+	if !opts.Stage.IsCreate() {
+		req = inv.StopRequest()
+	}
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(req)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%s\n", b)
+	if inv.SpecErr != nil {
+		fmt.Fprintf(w, "note: %v (using the state's annotations)\n", inv.SpecErr)
+	}
+	d := hook.Decide(opts.Stage, fmt.Errorf("%w: dry run", agentclient.ErrUnreachable), inv.Identity, opts.Policy, opts.Safe)
+	verdict := "allow (exit 0)"
+	if !d.Allow {
+		verdict = "deny (exit 1)"
+	}
+	fmt.Fprintf(w, "if the agent were unreachable: %s: %s\n", verdict, d.Reason)
+	if err := errors.Join(cfgErr, d.PolicyErr); err != nil {
+		fmt.Fprintf(w, "configuration invalid, the built-in safe defaults would apply: %v\n", err)
+	}
+	return nil
+}

@@ -1,0 +1,187 @@
+package hook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/podhook/podhook/agentclient"
+	"github.com/podhook/podhook/agentclient/agentv1"
+	"github.com/podhook/podhook/resolver"
+)
+
+// Agent is the node-local agent as the hook sees it; *agentclient.Client
+// implements it. Errors are classified with agentclient's sentinels.
+type Agent interface {
+	CreateContainer(context.Context, *agentv1.CreateContainerRequest) (*agentv1.CreateContainerResponse, error)
+	StopContainer(context.Context, *agentv1.StopContainerRequest) error
+}
+
+// ErrInternal marks a panic recovered during an invocation.
+var ErrInternal = errors.New("internal error")
+
+// errorKind names the class of an invocation's error for the log.
+func errorKind(err error) string {
+	switch {
+	case errors.Is(err, ErrState):
+		return "invalid_state"
+	case errors.Is(err, ErrInternal):
+		return "internal"
+	}
+	return agentclient.Kind(err)
+}
+
+// Options configure one invocation.
+type Options struct {
+	Stage Stage
+	// Start is when the process started; durations are measured from it.
+	Start time.Time
+	// Runtime is the configured runtime ("" to detect).
+	Runtime resolver.Runtime
+	// Policy is the fail check's policy; Safe replaces it when invalid.
+	Policy, Safe Policy
+	// LogPath is named in the stderr line when the container is stopped.
+	LogPath string
+}
+
+// Prepare reads the state and config.json and resolves the identity. Only
+// an unusable state is an error (wrapping ErrState); a config.json that
+// cannot be loaded leaves Spec nil, SpecErr set, and the state's
+// annotations in use.
+func Prepare(state io.Reader, opts Options) (*Invocation, error) {
+	st, err := ReadState(state)
+	if err != nil {
+		return nil, err
+	}
+	inv := &Invocation{Stage: opts.Stage, Start: opts.Start, State: st}
+	inv.Spec, inv.SpecErr = LoadSpec(st.Bundle)
+	if inv.Spec != nil {
+		inv.Annotations = inv.Spec.Annotations
+	} else if inv.Annotations, err = st.StateAnnotations(); err != nil {
+		return nil, err
+	}
+	cg := inv.Spec.CgroupsPath()
+	inv.Cgroups, inv.CgroupsErr = resolver.ExpandCgroupsPath(cg)
+	inv.Identity = resolver.Resolve(inv.Annotations, cg, opts.Runtime)
+	return inv, nil
+}
+
+// Result is the outcome of Run.
+type Result struct {
+	Decision
+	// Invocation is nil when the state could not be read.
+	Invocation *Invocation
+	// AgentErr is the agent call's classified error.
+	AgentErr error
+}
+
+// Run does one invocation: prepare, call the agent, decide, and log one
+// record with log. A panic anywhere in it is recovered and decided by the
+// fail check like any agent failure.
+func Run(ctx context.Context, state io.Reader, agent Agent, opts Options, log *slog.Logger) (res Result) {
+	var agentTime time.Duration
+	defer func() {
+		if r := recover(); r != nil {
+			res.AgentErr = fmt.Errorf("%w: %v", ErrInternal, r)
+			id := resolver.Identity{Runtime: resolver.Unknown}
+			if res.Invocation != nil {
+				id = res.Invocation.Identity
+			}
+			res.Decision = Decide(opts.Stage, res.AgentErr, id, opts.Policy, opts.Safe)
+			res.Decision.Level = slog.LevelError
+		}
+		res.finish(opts)
+		logResult(ctx, log, opts, res, agentTime)
+	}()
+
+	inv, err := Prepare(state, opts)
+	if err != nil {
+		res.Decision = Decision{Allow: !opts.Stage.IsCreate(), Reason: err.Error(), Level: slog.LevelError}
+		res.AgentErr = err
+		return res
+	}
+	res.Invocation = inv
+	callStart := time.Now()
+	if opts.Stage.IsCreate() {
+		_, res.AgentErr = agent.CreateContainer(ctx, inv.CreateRequest())
+	} else {
+		res.AgentErr = agent.StopContainer(ctx, inv.StopRequest())
+	}
+	agentTime = time.Since(callStart)
+	res.Decision = Decide(opts.Stage, res.AgentErr, inv.Identity, opts.Policy, opts.Safe)
+	return res
+}
+
+// finish points the operator at the log when a container is stopped for a
+// reason other than the agent's own.
+func (r *Result) finish(opts Options) {
+	if !r.Allow && r.Invocation != nil && r.AgentErr != nil && agentclient.Kind(r.AgentErr) != "denied" && filepath.IsAbs(opts.LogPath) {
+		r.Reason += "; details in " + opts.LogPath
+	}
+}
+
+func logResult(ctx context.Context, log *slog.Logger, opts Options, res Result, agentTime time.Duration) {
+	attrs := make([]slog.Attr, 0, 24)
+	attrs = append(attrs, slog.String("stage", string(opts.Stage)))
+	msg := "container allowed"
+	if inv := res.Invocation; inv != nil {
+		id := inv.Identity
+		attrs = append(attrs,
+			slog.String("container_id", inv.State.ID),
+			slog.String("pod_namespace", id.PodNamespace),
+			slog.String("pod_name", id.PodName),
+			slog.String("pod_uid", id.PodUID),
+			slog.String("container_name", id.ContainerName),
+			slog.String("container_type", id.ContainerType),
+			slog.String("runtime", string(id.Runtime)),
+			slog.Int("pid", inv.State.Pid),
+			slog.String("cgroups_path", inv.Cgroups),
+		)
+		if len(id.Conflicts) > 0 {
+			attrs = append(attrs, slog.Any("identity_conflict", id.Conflicts))
+		}
+		if inv.SpecErr != nil {
+			attrs = append(attrs, slog.String("spec_error", inv.SpecErr.Error()+" (using the state's annotations)"))
+		}
+		if inv.CgroupsErr != nil {
+			attrs = append(attrs, slog.String("cgroups_error", inv.CgroupsErr.Error()))
+		}
+	}
+	decision := "allow"
+	if !res.Allow {
+		decision = "deny"
+	}
+	attrs = append(attrs, slog.String("decision", decision), slog.Bool("fail_open", res.FailOpen))
+	if res.Reason != "" {
+		attrs = append(attrs, slog.String("reason", res.Reason))
+	}
+	if res.AgentErr != nil {
+		attrs = append(attrs, slog.String("error", res.AgentErr.Error()), slog.String("error_kind", errorKind(res.AgentErr)))
+	}
+	if res.PolicyErr != nil {
+		attrs = append(attrs, slog.String("config_error", res.PolicyErr.Error()+"; using the safe fail-allow policy"))
+	}
+	switch {
+	case res.Invocation == nil:
+		msg = "invalid state"
+	case !opts.Stage.IsCreate():
+		msg = "container stopped"
+	case res.FailOpen:
+		msg = "agent unavailable: failed open"
+	case !res.Allow && agentclient.Kind(res.AgentErr) == "denied":
+		msg = "container denied by agent"
+	case !res.Allow:
+		msg = "agent unavailable: failed closed"
+	}
+	attrs = append(attrs,
+		slog.Float64("agent_ms", ms(agentTime)),
+		slog.Float64("duration_ms", ms(time.Since(opts.Start))),
+	)
+	log.LogAttrs(ctx, res.Level, msg, attrs...)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

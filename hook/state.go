@@ -1,0 +1,75 @@
+package hook
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+)
+
+// MaxStateSize caps the OCI state read from stdin. CRI-O's is ~8 KB.
+const MaxStateSize = 4 << 20
+
+// ErrState marks an OCI state that cannot be used: unreadable, not JSON,
+// too large, or missing a field the hook needs.
+var ErrState = errors.New("invalid OCI state")
+
+// State is the part of the OCI runtime state podhook uses. The annotations,
+// which repeat config.json's, are kept raw and decoded only when config.json
+// cannot be loaded.
+type State struct {
+	OCIVersion  string          `json:"ociVersion"`
+	ID          string          `json:"id"`
+	Status      string          `json:"status"`
+	Pid         int             `json:"pid,omitempty"`
+	Bundle      string          `json:"bundle"`
+	Annotations json.RawMessage `json:"annotations,omitempty"`
+}
+
+// ReadState reads and checks the OCI state from r, at most MaxStateSize bytes.
+func ReadState(r io.Reader) (*State, error) {
+	b, err := io.ReadAll(io.LimitReader(r, MaxStateSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: read: %w", ErrState, err)
+	}
+	return ParseState(b)
+}
+
+// ParseState decodes and checks an OCI state.
+func ParseState(b []byte) (*State, error) {
+	if len(b) > MaxStateSize {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrState, MaxStateSize)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, fmt.Errorf("%w: empty input (the runtime passes the state on stdin)", ErrState)
+	}
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrState, err)
+	}
+	switch {
+	case s.ID == "":
+		return nil, fmt.Errorf("%w: no container id", ErrState)
+	case s.Bundle == "":
+		return nil, fmt.Errorf("%w: no bundle", ErrState)
+	case !filepath.IsAbs(s.Bundle):
+		return nil, fmt.Errorf("%w: bundle %q is not absolute", ErrState, s.Bundle)
+	case s.Pid < 0:
+		return nil, fmt.Errorf("%w: negative pid %d", ErrState, s.Pid)
+	}
+	return &s, nil
+}
+
+// StateAnnotations decodes the state's own annotations.
+func (s *State) StateAnnotations() (map[string]string, error) {
+	if len(s.Annotations) == 0 || string(s.Annotations) == "null" {
+		return nil, nil
+	}
+	var a map[string]string
+	if err := json.Unmarshal(s.Annotations, &a); err != nil {
+		return nil, fmt.Errorf("%w: annotations: %w", ErrState, err)
+	}
+	return a, nil
+}

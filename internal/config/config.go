@@ -1,0 +1,295 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/podhook/podhook/agentclient"
+	"github.com/podhook/podhook/hook"
+	"github.com/podhook/podhook/internal/logfile"
+	"github.com/podhook/podhook/resolver"
+)
+
+// FileName is the config file looked for next to the podhook binary.
+const FileName = "podhook-config.json"
+
+// Special log_file values.
+const (
+	LogStderr = "-"
+	LogNone   = "none"
+)
+
+// MaxFileSize caps the config file.
+const MaxFileSize = 1 << 20
+
+// ErrInvalid marks a configuration value or file podhook cannot use.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Config is podhook's resolved configuration. The JSON names are those of
+// the config file; each field also has a flag and a PODHOOK_* variable
+// (see cmd/podhook).
+type Config struct {
+	AgentAddress            string   `json:"agent_address,omitempty"`
+	Timeout                 Duration `json:"timeout,omitempty"`
+	AgentUID                *int     `json:"agent_uid,omitempty"`
+	LogFile                 string   `json:"log_file,omitempty"`
+	LogLevel                string   `json:"log_level,omitempty"`
+	LogMaxSize              Size     `json:"log_max_size,omitempty"`
+	LogMaxBackups           *int     `json:"log_max_backups,omitempty"`
+	FailAllowNamespaces     []string `json:"fail_allow_namespaces,omitempty"`
+	FailAllowNamespaceRegex []string `json:"fail_allow_namespace_regex,omitempty"`
+	AgentNamespace          string   `json:"agent_namespace,omitempty"`
+	Runtime                 string   `json:"runtime,omitempty"`
+}
+
+// Defaults returns the built-in configuration.
+func Defaults() Config {
+	uid, backups := 0, logfile.DefaultMaxBackups
+	return Config{
+		AgentAddress:        "unix:///run/podhook/agent.sock",
+		Timeout:             Duration(agentclient.DefaultTimeout),
+		AgentUID:            &uid,
+		LogFile:             "/var/log/podhook/podhook.log",
+		LogLevel:            "info",
+		LogMaxSize:          logfile.DefaultMaxSize,
+		LogMaxBackups:       &backups,
+		FailAllowNamespaces: []string{"kube-system"},
+	}
+}
+
+// DefaultFile is the config file next to the running binary ("" if the
+// binary's path is unknown).
+func DefaultFile() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(exe), FileName)
+}
+
+// ReadFile decodes a config file. Unknown keys are errors, so a typo cannot
+// silently leave a default in force. A missing file is reported with
+// os.ErrNotExist in the chain.
+func ReadFile(path string) (Config, error) {
+	var c Config
+	b, err := hook.ReadRegularFile(path, MaxFileSize)
+	if err != nil {
+		return c, fmt.Errorf("config file: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("%w: %s: %w", ErrInvalid, path, err)
+	}
+	return c, nil
+}
+
+// Merge returns c with every field set in o replacing c's.
+func (c Config) Merge(o Config) Config {
+	if o.AgentAddress != "" {
+		c.AgentAddress = o.AgentAddress
+	}
+	if o.Timeout != 0 {
+		c.Timeout = o.Timeout
+	}
+	if o.AgentUID != nil {
+		c.AgentUID = o.AgentUID
+	}
+	if o.LogFile != "" {
+		c.LogFile = o.LogFile
+	}
+	if o.LogLevel != "" {
+		c.LogLevel = o.LogLevel
+	}
+	if o.LogMaxSize != 0 {
+		c.LogMaxSize = o.LogMaxSize
+	}
+	if o.LogMaxBackups != nil {
+		c.LogMaxBackups = o.LogMaxBackups
+	}
+	if o.FailAllowNamespaces != nil {
+		c.FailAllowNamespaces = o.FailAllowNamespaces
+	}
+	if o.FailAllowNamespaceRegex != nil {
+		c.FailAllowNamespaceRegex = o.FailAllowNamespaceRegex
+	}
+	if o.AgentNamespace != "" {
+		c.AgentNamespace = o.AgentNamespace
+	}
+	if o.Runtime != "" {
+		c.Runtime = o.Runtime
+	}
+	return c
+}
+
+// Validate checks every field; compilePatterns also compiles the fail-allow
+// patterns (skipped on the hook's path, where they compile only if the fail
+// check runs).
+func (c Config) Validate(compilePatterns bool) error {
+	var errs []error
+	bad := func(field string, v any, why string) {
+		errs = append(errs, fmt.Errorf("%w: %s %v: %s", ErrInvalid, field, v, why))
+	}
+	if _, err := agentclient.SocketPath(c.AgentAddress); err != nil {
+		errs = append(errs, fmt.Errorf("%w: agent_address: %w", ErrInvalid, err))
+	}
+	if c.Timeout <= 0 {
+		bad("timeout", c.Timeout, "must be positive")
+	}
+	if c.AgentUID != nil && *c.AgentUID < agentclient.AnyUID {
+		bad("agent_uid", *c.AgentUID, "must be a uid or -1 (any)")
+	}
+	if c.LogFile != LogStderr && c.LogFile != LogNone && !filepath.IsAbs(c.LogFile) {
+		bad("log_file", strconv.Quote(c.LogFile), `must be absolute, "-" (stderr) or "none"`)
+	}
+	if _, err := ParseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogMaxSize <= 0 {
+		bad("log_max_size", c.LogMaxSize, "must be positive")
+	}
+	if c.LogMaxBackups != nil && *c.LogMaxBackups < 0 {
+		bad("log_max_backups", *c.LogMaxBackups, "must not be negative")
+	}
+	for _, ns := range append(append([]string{}, c.FailAllowNamespaces...), c.AgentNamespace) {
+		if ns != "" && !validNamespace(ns) {
+			bad("namespace", strconv.Quote(ns), "is not a DNS-1123 label")
+		}
+	}
+	if compilePatterns {
+		if _, err := c.Policy().Compile(); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %w", ErrInvalid, err))
+		}
+	}
+	if _, ok := resolver.ParseRuntime(c.Runtime); !ok {
+		bad("runtime", strconv.Quote(c.Runtime), "want cri-o, containerd, podman or auto")
+	}
+	return errors.Join(errs...)
+}
+
+// Policy is the fail check's policy: the allow-list plus the agent's own
+// namespace, which is always allowed so that the agent itself can start.
+func (c Config) Policy() hook.Policy {
+	ns := c.FailAllowNamespaces
+	if c.AgentNamespace != "" {
+		ns = append(append([]string{}, ns...), c.AgentNamespace)
+	}
+	return hook.Policy{Namespaces: ns, Patterns: c.FailAllowNamespaceRegex}
+}
+
+// SafePolicy is the policy used when the configured one is invalid.
+func (c Config) SafePolicy() hook.Policy {
+	if validNamespace(c.AgentNamespace) {
+		return hook.SafePolicy(c.AgentNamespace)
+	}
+	return hook.SafePolicy("")
+}
+
+// Safe returns the built-in defaults, keeping only the agent namespace when
+// it is valid: what podhook runs with when its configuration is invalid.
+func (c Config) Safe() Config {
+	d := Defaults()
+	if validNamespace(c.AgentNamespace) {
+		d.AgentNamespace = c.AgentNamespace
+	}
+	return d
+}
+
+// ParseLevel maps a log level name to a slog.Level.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%w: log_level %q: want debug, info, warn or error", ErrInvalid, s)
+	}
+	return l, nil
+}
+
+func validNamespace(s string) bool {
+	if len(s) == 0 || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' && i > 0 && i < len(s)-1) {
+			return false
+		}
+	}
+	return true
+}
+
+// Duration is a time.Duration written as "2s" in JSON.
+type Duration time.Duration
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Duration returns d as a time.Duration.
+func (d Duration) Duration() time.Duration { return time.Duration(d) }
+
+// Size is a byte count written as 10485760, "10MiB", "512KiB" or "1G".
+type Size int64
+
+// ParseSize parses a byte count with an optional K, M or G suffix (powers
+// of 1024; "KiB", "KB" and "K" are the same).
+func ParseSize(s string) (Size, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	t = strings.TrimSuffix(t, "B")
+	mult := int64(1)
+	if base, ok := strings.CutSuffix(t, "I"); ok {
+		t = base
+	}
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'K':
+			mult = 1 << 10
+		case 'M':
+			mult = 1 << 20
+		case 'G':
+			mult = 1 << 30
+		}
+		if mult > 1 {
+			t = strings.TrimSpace(t[:n-1])
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%w: size %q", ErrInvalid, s)
+	}
+	return Size(n * mult), nil
+}
+
+// UnmarshalJSON accepts a number or a string with a suffix.
+func (z *Size) UnmarshalJSON(b []byte) error {
+	var n int64
+	if err := json.Unmarshal(b, &n); err == nil {
+		*z = Size(n)
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("%w: size %s", ErrInvalid, b)
+	}
+	v, err := ParseSize(s)
+	*z = v
+	return err
+}
