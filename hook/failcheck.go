@@ -45,19 +45,17 @@ func (p Policy) Compile() ([]*regexp.Regexp, error) {
 	return out, nil
 }
 
-// Match returns the entry that allows namespace ns ("" when none does).
+// Match returns the entry that allows namespace ns ("" when none does). A
+// policy with an invalid pattern matches nothing and returns ErrPolicy.
 func (p Policy) Match(ns string) (string, error) {
-	if ns == "" {
-		return "", nil
+	res, err := p.Compile()
+	if err != nil || ns == "" {
+		return "", err
 	}
 	for _, n := range p.Namespaces {
 		if n == ns {
 			return n, nil
 		}
-	}
-	res, err := p.Compile()
-	if err != nil {
-		return "", err
 	}
 	for i, re := range res {
 		if re.MatchString(ns) {

@@ -38,6 +38,11 @@ func LoadSpec(bundle string) (*Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSpec, err)
 	}
+	return ParseSpec(b)
+}
+
+// ParseSpec decodes the fields podhook uses from config.json's content.
+func ParseSpec(b []byte) (*Spec, error) {
 	var s Spec
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSpec, err)

@@ -21,11 +21,12 @@ const (
 )
 
 // File appends whole records to path. Each Write is one write(2) on an
-// O_APPEND descriptor, taken under a shared flock on "<path>.lock";
-// rotation ("<path>" -> "<path>.1" -> ... -> "<path>.<MaxBackups>") happens
-// under the exclusive lock, so a writer never appends to a file that a
-// concurrent rotation has already moved away, and a record is in exactly one
-// file. A File is safe for use by one goroutine at a time (slog's handlers
+// O_APPEND descriptor, made under an exclusive flock on "<path>.lock" that
+// also covers the size check and rotation ("<path>" -> "<path>.1" -> ... ->
+// "<path>.<maxBackups>"), so a writer never appends to a file a concurrent
+// rotation has moved away, a record is in exactly one file, and no file
+// passes the bound (unless one record alone is larger). The lock is held
+// for microseconds: one record per hook process. A File is safe for use by one goroutine at a time (slog's handlers
 // serialise their writes).
 type File struct {
 	path       string
@@ -75,29 +76,25 @@ func (l *File) Close() error {
 // Write appends p as one write(2). It rotates first when p would take the
 // file past its size bound.
 func (l *File) Write(p []byte) (int, error) {
-	if err := l.flock(unix.LOCK_SH); err != nil {
+	if err := l.flock(unix.LOCK_EX); err != nil {
 		return 0, err
 	}
 	size, err := l.current()
 	if err == nil && l.maxSize > 0 && size > 0 && size+int64(len(p)) > l.maxSize {
-		// Trade the shared lock for the exclusive one, then look again:
-		// another process may have rotated in between.
-		if err = l.flock(unix.LOCK_EX); err == nil {
-			if size, err = l.current(); err == nil && size > 0 && size+int64(len(p)) > l.maxSize {
-				err = l.rotate()
-			}
-		}
+		err = l.rotate()
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrSymlink) {
 		l.flock(unix.LOCK_UN)
 		return 0, err
 	}
-	n, err := l.f.Write(p)
+	// A refused rotation still appends the record (past the bound) and
+	// reports the refusal: a record is never dropped for it.
+	n, werr := l.f.Write(p)
 	l.flock(unix.LOCK_UN)
-	if err != nil {
-		return n, fmt.Errorf("write log: %w", err)
+	if werr != nil {
+		return n, fmt.Errorf("write log: %w", werr)
 	}
-	return n, nil
+	return n, err
 }
 
 func (l *File) flock(how int) error {

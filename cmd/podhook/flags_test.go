@@ -1,0 +1,89 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/podhook/podhook/internal/config"
+)
+
+// resolveWith runs a command with the config flags and returns what it resolved.
+func resolveWith(t *testing.T, args ...string) resolved {
+	t.Helper()
+	var got resolved
+	app := &cli.App{
+		Writer: io.Discard, ErrWriter: io.Discard, DisableSliceFlagSeparator: true,
+		ExitErrHandler: func(*cli.Context, error) {},
+		Commands: []*cli.Command{{Name: "x", Flags: configFlags(), Action: func(c *cli.Context) error {
+			got = resolveConfig(c)
+			return nil
+		}}},
+	}
+	if err := app.Run(append([]string{"podhook", "x"}, args...)); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func TestConfigPrecedence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "podhook-config.json")
+	os.WriteFile(file, []byte(`{"agent_address":"unix:///file.sock","timeout":"3s","log_level":"warn","fail_allow_namespaces":["from-file"]}`), 0o600)
+
+	// file over defaults
+	r := resolveWith(t, "--config", file)
+	if r.Err != nil || r.AgentAddress != "unix:///file.sock" || r.Timeout.Duration() != 3*time.Second || r.LogLevel != "warn" || r.FailAllowNamespaces[0] != "from-file" {
+		t.Fatalf("file: %+v", r)
+	}
+	if r.LogFile != config.Defaults().LogFile {
+		t.Fatalf("default log file lost: %q", r.LogFile)
+	}
+	// env over file
+	t.Setenv("PODHOOK_TIMEOUT", "4s")
+	t.Setenv("PODHOOK_FAIL_ALLOW_NAMESPACES", "env-a, env-b")
+	r = resolveWith(t, "--config", file)
+	if r.Timeout.Duration() != 4*time.Second || len(r.FailAllowNamespaces) != 2 || r.FailAllowNamespaces[1] != "env-b" || r.AgentAddress != "unix:///file.sock" {
+		t.Fatalf("env: %+v", r)
+	}
+	// flags over env
+	r = resolveWith(t, "--config", file, "--timeout", "5s", "--fail-allow-namespaces", "a,b", "--fail-allow-namespaces", "c",
+		"--fail-allow-namespace-regex", "team-[a-z]{1,3}")
+	if r.Timeout.Duration() != 5*time.Second || len(r.FailAllowNamespaces) != 3 || r.FailAllowNamespaceRegex[0] != "team-[a-z]{1,3}" {
+		t.Fatalf("flags: %+v", r)
+	}
+}
+
+func TestConfigInvalidFallsBackToSafeDefaults(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"fail_allow_namespaces":["everything"],"timout":"1s"}`), 0o600)
+	tests := map[string][]string{
+		"unknown key in file": {"--config", bad},
+		"explicit file absent": {"--config", filepath.Join(dir, "absent.json")},
+		"bad flag value":       {"--config", filepath.Join(dir, "none"), "--log-max-size", "huge"},
+		"bad address":          {"--agent-address", "tcp://10.0.0.1:1", "--agent-namespace", "security"},
+	}
+	for name, args := range tests {
+		t.Run(name, func(t *testing.T) {
+			r := resolveWith(t, args...)
+			if r.Err == nil {
+				t.Fatal("no error reported")
+			}
+			if !errors.Is(r.Err, config.ErrInvalid) && !errors.Is(r.Err, os.ErrNotExist) {
+				t.Errorf("err = %v", r.Err)
+			}
+			d := config.Defaults()
+			if r.AgentAddress != d.AgentAddress || len(r.FailAllowNamespaces) != 1 || r.FailAllowNamespaces[0] != "kube-system" {
+				t.Errorf("not the safe defaults: %+v", r.Config)
+			}
+		})
+	}
+	if r := resolveWith(t, "--agent-address", "tcp://x:1", "--agent-namespace", "security"); r.AgentNamespace != "security" {
+		t.Errorf("valid agent namespace dropped: %+v", r.Config)
+	}
+}

@@ -1,0 +1,98 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestParseSize(t *testing.T) {
+	tests := map[string]Size{"0": 0, "1024": 1024, "10MiB": 10 << 20, "10mb": 10 << 20, "512K": 512 << 10, "1G": 1 << 30, " 2 KiB ": 2 << 10, "7B": 7}
+	for in, want := range tests {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "x", "-1", "1T", "MiB", "99999999999G"} {
+		if _, err := ParseSize(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ParseSize(%q) err = %v, want ErrInvalid", bad, err)
+		}
+	}
+}
+
+func TestReadFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.json")
+	os.WriteFile(good, []byte(`{"agent_address":"unix:///x.sock","timeout":"500ms","log_max_size":"1MiB","fail_allow_namespaces":["a"],"fail_allow_namespace_regex":["team-.*"]}`), 0o600)
+	c, err := ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AgentAddress != "unix:///x.sock" || c.Timeout.Duration() != 500*time.Millisecond || c.LogMaxSize != 1<<20 || c.FailAllowNamespaceRegex[0] != "team-.*" {
+		t.Fatalf("got %+v", c)
+	}
+	merged := Defaults().Merge(c)
+	if merged.LogFile != Defaults().LogFile || merged.AgentAddress != "unix:///x.sock" || len(merged.FailAllowNamespaces) != 1 {
+		t.Fatalf("merged %+v", merged)
+	}
+	for name, content := range map[string]string{
+		"unknown key": `{"agent_adress":"unix:///x.sock"}`,
+		"bad json":    `{`,
+		"bad timeout": `{"timeout":"soon"}`,
+	} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(content), 0o600)
+		if _, err := ReadFile(p); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: err = %v, want ErrInvalid", name, err)
+		}
+	}
+	if _, err := ReadFile(filepath.Join(dir, "absent")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("absent file: err = %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := Defaults().Validate(true); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	neg := -2
+	tests := map[string]func(*Config){
+		"tcp address":      func(c *Config) { c.AgentAddress = "tcp://1.2.3.4:5" },
+		"relative socket":  func(c *Config) { c.AgentAddress = "unix://agent.sock" },
+		"zero timeout":     func(c *Config) { c.Timeout = 0 },
+		"relative log":     func(c *Config) { c.LogFile = "podhook.log" },
+		"bad level":        func(c *Config) { c.LogLevel = "loud" },
+		"zero log size":    func(c *Config) { c.LogMaxSize = 0 },
+		"negative backups": func(c *Config) { c.LogMaxBackups = &neg },
+		"bad namespace":    func(c *Config) { c.FailAllowNamespaces = []string{"Kube_System"} },
+		"bad agent ns":     func(c *Config) { c.AgentNamespace = "-x" },
+		"bad pattern":      func(c *Config) { c.FailAllowNamespaceRegex = []string{"("} },
+		"bad runtime":      func(c *Config) { c.Runtime = "docker" },
+		"bad uid":          func(c *Config) { c.AgentUID = &neg },
+	}
+	for name, mutate := range tests {
+		c := Defaults()
+		mutate(&c)
+		if err := c.Validate(true); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: err = %v, want ErrInvalid", name, err)
+		}
+	}
+}
+
+func TestPolicyAndSafe(t *testing.T) {
+	c := Defaults()
+	c.AgentNamespace = "security"
+	c.FailAllowNamespaceRegex = []string{"("}
+	if p := c.Policy(); len(p.Namespaces) != 2 || p.Namespaces[1] != "security" {
+		t.Fatalf("policy %+v", p)
+	}
+	s := c.Safe()
+	if s.AgentNamespace != "security" || s.FailAllowNamespaceRegex != nil || s.Validate(true) != nil {
+		t.Fatalf("safe %+v", s)
+	}
+	if p := c.SafePolicy(); len(p.Namespaces) != 2 || p.Namespaces[0] != "kube-system" {
+		t.Fatalf("safe policy %+v", p)
+	}
+}
