@@ -1,0 +1,3 @@
+// Package integration builds the real podhook and podhook-agent binaries and
+// runs them against each other over real unix sockets.
+package integration

@@ -1,0 +1,238 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var podhook, agentBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "podhook-bin-")
+	if err != nil {
+		panic(err)
+	}
+	podhook, agentBin = filepath.Join(dir, "podhook"), filepath.Join(dir, "podhook-agent")
+	for bin, pkg := range map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent"} {
+		cmd := exec.Command("go", "build", "-o", bin, pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// shortDir is a temp dir short enough for a unix socket path.
+func shortDir(t *testing.T) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "ph-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// bundle writes the CRI-O fixture's config.json (its annotations changed by
+// edit) to a new bundle dir and returns the matching state.
+func bundle(t *testing.T, stage string, edit func(annotations map[string]string)) (stateJSON []byte, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	var spec map[string]any
+	b, err := os.ReadFile("../../testdata/crio-1.37/config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &spec); err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		a := map[string]string{}
+		for k, v := range spec["annotations"].(map[string]any) {
+			a[k] = v.(string)
+		}
+		edit(a)
+		spec["annotations"] = a
+	}
+	b, _ = json.Marshal(spec)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var state map[string]any
+	b, err = os.ReadFile("../../testdata/crio-1.37/state-" + stage + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(b, &state)
+	state["bundle"] = dir
+	stateJSON, _ = json.Marshal(state)
+	return stateJSON, dir
+}
+
+const fixtureID = "73aa9b92188892db6a87d9edd97a1d48e4c2ad7d27d4d8c21db6d5ced346b1df"
+
+type agent struct {
+	socket, events string
+	cmd            *exec.Cmd
+}
+
+// startAgent runs podhook-agent on a new socket and waits until it serves.
+func startAgent(t *testing.T, args ...string) *agent {
+	t.Helper()
+	return startAgentAt(t, filepath.Join(shortDir(t), "agent.sock"), args...)
+}
+
+// startAgentAt runs podhook-agent on socket.
+func startAgentAt(t *testing.T, socket string, args ...string) *agent {
+	t.Helper()
+	a := &agent{socket: socket, events: filepath.Join(shortDir(t), "events.jsonl")}
+	a.cmd = exec.Command(agentBin, append([]string{"--socket", a.socket, "--events", a.events}, args...)...)
+	a.cmd.Stderr = os.Stderr
+	if err := a.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.stop)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.Dial("unix", a.socket); err == nil {
+			c.Close()
+			return a
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("agent did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (a *agent) address() string { return "unix://" + a.socket }
+
+func (a *agent) stop() {
+	if a.cmd.ProcessState != nil {
+		return
+	}
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	a.cmd.Wait()
+}
+
+type event struct {
+	RPC     string `json:"rpc"`
+	Request struct {
+		Stage     string `json:"stage"`
+		Container struct {
+			ID                  string            `json:"id"`
+			Name                string            `json:"name"`
+			Type                string            `json:"type"`
+			Image               string            `json:"image"`
+			Runtime             string            `json:"runtime"`
+			Pid                 int               `json:"pid"`
+			Bundle              string            `json:"bundle"`
+			CgroupsPath         string            `json:"cgroupsPath"`
+			CgroupsPathExpanded string            `json:"cgroupsPathExpanded"`
+			Annotations         map[string]string `json:"annotations"`
+			Mounts              []any             `json:"mounts"`
+		} `json:"container"`
+		Pod struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+			UID       string `json:"uid"`
+			SandboxID string `json:"sandboxId"`
+		} `json:"pod"`
+	} `json:"request"`
+}
+
+func (a *agent) readEvents(t *testing.T) []event {
+	t.Helper()
+	b, err := os.ReadFile(a.events)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var out []event
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var e event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("event line %q: %v", sc.Text(), err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+	elapsed        time.Duration
+}
+
+// runHook runs podhook with stdin and args, with no environment of its own.
+func runHook(t *testing.T, stdin []byte, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(podhook, args...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.Stdin = bytes.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String(), elapsed: time.Since(start)}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// logRecords reads the hook's JSON-lines log.
+func logRecords(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+// oneRecord asserts the log holds exactly one record and returns it.
+func oneRecord(t *testing.T, path string) map[string]any {
+	t.Helper()
+	recs := logRecords(t, path)
+	if len(recs) != 1 {
+		t.Fatalf("log has %d records, want 1: %v", len(recs), recs)
+	}
+	return recs[0]
+}
+
+// oneLine asserts s is exactly one non-empty line.
+func oneLine(t *testing.T, s string) string {
+	t.Helper()
+	s = strings.TrimSuffix(s, "\n")
+	if s == "" || strings.Contains(s, "\n") {
+		t.Fatalf("stderr is not one line: %q", s)
+	}
+	return s
+}
