@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -65,7 +66,7 @@ func classify(ctx context.Context, err error) error {
 	}
 	switch status.Code(err) {
 	case codes.Unavailable:
-		return fmt.Errorf("%w: %s", ErrUnreachable, status.Convert(err).Message())
+		return fmt.Errorf("%w: %s", ErrUnreachable, dialError(status.Convert(err).Message()))
 	case codes.DeadlineExceeded:
 		return fmt.Errorf("%w: %w", ErrDeadline, err)
 	case codes.Canceled:
@@ -73,4 +74,15 @@ func classify(ctx context.Context, err error) error {
 	default:
 		return fmt.Errorf("%w: %w", ErrAgent, err)
 	}
+}
+
+// dialError shortens grpc-go's wrapping of a dial failure,
+// `connection error: desc = "transport: Error while dialing: dial unix
+// /run/x.sock: connect: connection refused"`, to the dial error itself.
+func dialError(msg string) string {
+	const marker = "Error while dialing: "
+	if i := strings.Index(msg, marker); i >= 0 {
+		return strings.TrimSuffix(msg[i+len(marker):], `"`)
+	}
+	return msg
 }
