@@ -63,7 +63,7 @@ func TestConfigInvalidFallsBackToSafeDefaults(t *testing.T) {
 	bad := filepath.Join(dir, "bad.json")
 	os.WriteFile(bad, []byte(`{"fail_allow_namespaces":["everything"],"timout":"1s"}`), 0o600)
 	tests := map[string][]string{
-		"unknown key in file": {"--config", bad},
+		"unknown key in file":  {"--config", bad},
 		"explicit file absent": {"--config", filepath.Join(dir, "absent.json")},
 		"bad flag value":       {"--config", filepath.Join(dir, "none"), "--log-max-size", "huge"},
 		"bad address":          {"--agent-address", "tcp://10.0.0.1:1", "--agent-namespace", "security"},
