@@ -36,6 +36,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, start time.Time) *cli.App
 	}
 	app.Commands = append(app.Commands,
 		captureCommand(),
+		hooksJSONCommand(),
 		checkCommand(),
 		validateCommand(),
 		versionCommand(),
