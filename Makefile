@@ -15,7 +15,7 @@ TOOLS              := $(CURDIR)/$(BIN)/tools
 
 FUZZ_TARGETS := ./hook:FuzzParseState ./hook:FuzzParseSpec ./resolver:FuzzResolve ./resolver:FuzzExpandCgroupsPath
 
-.PHONY: help build test unit lint fuzz generate check-generate demo clean
+.PHONY: help build test unit lint fuzz e2e generate check-generate demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ fuzz: ## run every fuzz target for FUZZTIME (default 10s)
 		echo "fuzz $${t#*:} for $(FUZZTIME)"; \
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) $${t%%:*} 2>&1 | tail -3; \
 	done
+
+e2e: ## real podman and runc run the hook from hooks.d (root; installs podman, runc, busybox-static when missing)
+	$(GO) test -tags e2e -count=1 -v ./test/e2e 2>&1 | grep -Ev '^=== (RUN|PAUSE|CONT)'
 
 generate: ## regenerate agentclient/agentv1 from agent.proto (needs protoc)
 	GOBIN=$(TOOLS) $(GO) install $(PROTOC_GEN_GO)

@@ -1,0 +1,278 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const image = "localhost/podhook-e2e-busybox:latest"
+
+var podhook, agentBin string
+
+func TestMain(m *testing.M) {
+	if err := setup(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e setup: %v\n", err)
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+// setup installs podman, runc and busybox-static when missing, builds the
+// binaries, and imports a busybox rootfs as a local image (no registry).
+func setup() error {
+	var missing []string
+	for bin, pkg := range map[string]string{"podman": "podman", "runc": "runc", "/bin/busybox": "busybox-static"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			missing = append(missing, pkg)
+		}
+	}
+	if len(missing) > 0 {
+		for _, args := range [][]string{{"update", "-qq"}, append([]string{"install", "-y", "-qq"}, missing...)} {
+			cmd := exec.Command("apt-get", args...)
+			cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				return fmt.Errorf("apt-get %v: %v\n%s", args, err, out)
+			}
+		}
+	}
+	dir, err := os.MkdirTemp("", "podhook-e2e-bin-")
+	if err != nil {
+		return err
+	}
+	podhook, agentBin = filepath.Join(dir, "podhook"), filepath.Join(dir, "podhook-agent")
+	for bin, pkg := range map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent"} {
+		cmd := exec.Command("go", "build", "-o", bin, pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	rootfs, err := rootfsTar()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("podman", "import", "-", image)
+	cmd.Stdin = bytes.NewReader(rootfs)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("podman import: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// rootfsTar is a minimal root filesystem: the static busybox and its applets.
+func rootfsTar() ([]byte, error) {
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, d := range []string{"bin/", "tmp/", "proc/", "sys/", "dev/", "etc/"} {
+		tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755})
+	}
+	tw.WriteHeader(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb))})
+	tw.Write(bb)
+	for _, applet := range []string{"sh", "true", "false", "echo", "cat", "sleep", "ls"} {
+		tw.WriteHeader(&tar.Header{Name: "bin/" + applet, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777})
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// env is one test's world: an agent socket, the agent's events, the hook's
+// log and a hooks.d dir pointing at the built binary.
+type env struct {
+	t        *testing.T
+	dir      string
+	socket   string
+	events   string
+	log      string
+	hooksDir string
+	agent    *exec.Cmd
+}
+
+func newEnv(t *testing.T, hookArgs ...string) *env {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "phe-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	e := &env{t: t, dir: dir, socket: filepath.Join(dir, "agent.sock"), events: filepath.Join(dir, "events.jsonl"),
+		log: filepath.Join(dir, "log", "podhook.log"), hooksDir: filepath.Join(dir, "hooks.d")}
+	os.Mkdir(e.hooksDir, 0o700)
+	args := append([]string{"--agent-address", "unix://" + e.socket, "--log-file", e.log}, hookArgs...)
+	for _, stage := range []string{"createRuntime", "poststop"} {
+		cmdArgs := []string{"hooks-json", "--path", podhook, "--stage", stage}
+		for _, a := range args {
+			cmdArgs = append(cmdArgs, "--arg="+a)
+		}
+		out, err := exec.Command(podhook, cmdArgs...).Output()
+		if err != nil {
+			t.Fatalf("hooks-json: %v", err)
+		}
+		os.WriteFile(filepath.Join(e.hooksDir, "podhook-"+stage+".json"), out, 0o600)
+	}
+	return e
+}
+
+func (e *env) startAgent(args ...string) {
+	e.t.Helper()
+	e.agent = exec.Command(agentBin, append([]string{"--socket", e.socket, "--events", e.events}, args...)...)
+	if err := e.agent.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() {
+		e.agent.Process.Signal(syscall.SIGTERM)
+		e.agent.Wait()
+	})
+	for i := 0; i < 500; i++ {
+		if c, err := net.Dial("unix", e.socket); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.t.Fatal("agent did not start")
+}
+
+const podUID = "3f2b9c1e-5a4d-4e8f-9b7a-1c2d3e4f5a6b"
+
+// crio returns podman annotations that present a container to the hook as
+// CRI-O does (keys as in ../shared/fixtures/crio-1.37).
+func crio(ns, pod, container string, extra ...string) []string {
+	a := []string{
+		"io.container.manager=cri-o",
+		"io.kubernetes.pod.namespace=" + ns,
+		"io.kubernetes.pod.name=" + pod,
+		"io.kubernetes.pod.uid=" + podUID,
+		"io.kubernetes.container.name=" + container,
+		"io.kubernetes.cri-o.ContainerType=container",
+	}
+	return append(a, extra...)
+}
+
+type run struct {
+	id      string
+	out     string
+	err     string
+	code    int
+	elapsed time.Duration
+}
+
+// podman runs a container with the hooks dir, playing CRI-O's annotations.
+func (e *env) podman(annotations []string, cmdline ...string) run {
+	e.t.Helper()
+	cidfile := filepath.Join(e.dir, fmt.Sprintf("cid-%d", time.Now().UnixNano()))
+	args := []string{"--runtime", "runc", "--hooks-dir", e.hooksDir, "run", "--rm", "--cidfile", cidfile,
+		"--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"}
+	for _, a := range annotations {
+		args = append(args, "--annotation", a)
+	}
+	args = append(append(args, image), cmdline...)
+	cmd := exec.Command("podman", args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	err := cmd.Run()
+	r := run{out: out.String(), err: errb.String(), elapsed: time.Since(start)}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatal(err)
+	}
+	id, _ := os.ReadFile(cidfile)
+	r.id = strings.TrimSpace(string(id))
+	return r
+}
+
+type event struct {
+	RPC     string `json:"rpc"`
+	Request struct {
+		Stage     string `json:"stage"`
+		Container struct {
+			ID                  string `json:"id"`
+			Name                string `json:"name"`
+			Runtime             string `json:"runtime"`
+			Pid                 int    `json:"pid"`
+			CgroupsPath         string `json:"cgroupsPath"`
+			CgroupsPathExpanded string `json:"cgroupsPathExpanded"`
+		} `json:"container"`
+		Pod struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+			UID       string `json:"uid"`
+		} `json:"pod"`
+	} `json:"request"`
+}
+
+func (e *env) readEvents() []event {
+	e.t.Helper()
+	var out []event
+	for _, line := range lines(e.t, e.events) {
+		var ev event
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			e.t.Fatalf("event %q: %v", line, err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+func (e *env) records() []map[string]any {
+	e.t.Helper()
+	var out []map[string]any
+	for _, line := range lines(e.t, e.log) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			e.t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+func lines(t *testing.T, path string) []string {
+	f, err := os.Open(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 4<<20)
+	for sc.Scan() {
+		out = append(out, sc.Text())
+	}
+	return out
+}
+
+// createRecord returns the create-stage record of container id.
+func (e *env) createRecord(id string) map[string]any {
+	e.t.Helper()
+	for _, rec := range e.records() {
+		if rec["container_id"] == id && rec["stage"] == "createRuntime" {
+			return rec
+		}
+	}
+	e.t.Fatalf("no createRuntime record for %s in %v", id, e.records())
+	return nil
+}
