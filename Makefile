@@ -6,6 +6,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin
 FUZZTIME ?= 10s
+BENCH_RUNS ?= 30
 FIXTURES ?= $(firstword $(wildcard ../shared/fixtures/crio-1.37) testdata/crio-1.37)
 
 # Tools for `make generate`, pinned so the generated code is reproducible.
@@ -15,7 +16,7 @@ TOOLS              := $(CURDIR)/$(BIN)/tools
 
 FUZZ_TARGETS := ./hook:FuzzParseState ./hook:FuzzParseSpec ./resolver:FuzzResolve ./resolver:FuzzExpandCgroupsPath
 
-.PHONY: help build test unit lint fuzz e2e generate check-generate demo clean
+.PHONY: help build test unit lint fuzz e2e bench generate check-generate demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -41,6 +42,9 @@ fuzz: ## run every fuzz target for FUZZTIME (default 10s)
 
 e2e: ## real podman and runc run the hook from hooks.d (root; installs podman, runc, busybox-static when missing)
 	$(GO) test -tags e2e -count=1 -v ./test/e2e 2>&1 | grep -Ev '^=== (RUN|PAUSE|CONT)'
+
+bench: build ## podman start time with and without the hook, alternating, medians and ratio (root)
+	contrib/bench/podman-overhead.sh $(BIN) $(BENCH_RUNS)
 
 generate: ## regenerate agentclient/agentv1 from agent.proto (needs protoc)
 	GOBIN=$(TOOLS) $(GO) install $(PROTOC_GEN_GO)
