@@ -119,7 +119,7 @@ func Run(ctx context.Context, state io.Reader, agent Agent, opts Options, log *s
 // finish points the operator at the log when a container is stopped for a
 // reason other than the agent's own.
 func (r *Result) finish(opts Options) {
-	if !r.Allow && r.Invocation != nil && r.AgentErr != nil && agentclient.Kind(r.AgentErr) != "denied" && filepath.IsAbs(opts.LogPath) {
+	if !r.Allow && r.Invocation != nil && r.AgentErr != nil && !errors.Is(r.AgentErr, agentclient.ErrDenied) && filepath.IsAbs(opts.LogPath) {
 		r.Reason += "; details in " + opts.LogPath
 	}
 }
@@ -172,7 +172,7 @@ func logResult(ctx context.Context, log *slog.Logger, opts Options, res Result, 
 		msg = "container stopped"
 	case res.FailOpen:
 		msg = "agent unavailable: failed open"
-	case !res.Allow && agentclient.Kind(res.AgentErr) == "denied":
+	case !res.Allow && errors.Is(res.AgentErr, agentclient.ErrDenied):
 		msg = "container denied by agent"
 	case !res.Allow:
 		msg = "agent unavailable: failed closed"

@@ -43,14 +43,7 @@ func stageCommand(st hook.Stage, start time.Time) *cli.Command {
 
 func runStage(c *cli.Context, st hook.Stage, start time.Time) error {
 	cfg := resolveConfig(c)
-	in, closeIn, err := stateInput(c)
-	if err != nil {
-		if st.IsCreate() {
-			return err
-		}
-		fmt.Fprintf(c.App.ErrWriter, "podhook: %v\n", err)
-		return nil
-	}
+	in, closeIn := stateInput(c)
 	defer closeIn()
 	rt, _ := resolver.ParseRuntime(cfg.Runtime)
 	opts := hook.Options{
@@ -83,18 +76,24 @@ func runStage(c *cli.Context, st hook.Stage, start time.Time) error {
 	return nil
 }
 
-// stateInput is the state's reader: --state-file or stdin.
-func stateInput(c *cli.Context) (io.Reader, func(), error) {
+// stateInput is the state's reader: --state-file or stdin. A file that
+// cannot be opened reads as that error, so the invocation reports and logs
+// it like any other unreadable state.
+func stateInput(c *cli.Context) (io.Reader, func()) {
 	path := c.String(flagStateFile)
 	if path == "" {
-		return c.App.Reader, func() {}, nil
+		return c.App.Reader, func() {}
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", hook.ErrState, err)
+		return errReader{err}, func() {}
 	}
-	return f, func() { f.Close() }, nil
+	return f, func() { f.Close() }
 }
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 // openLog returns the JSON-lines logger the configuration asks for. A log
 // that cannot be opened is reported on stderr; the decision stands.

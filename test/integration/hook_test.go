@@ -277,6 +277,16 @@ func TestBadState(t *testing.T) {
 			}
 		})
 	}
+	t.Run("state file missing", func(t *testing.T) {
+		args, log := hookArgs(t, "createRuntime", "unix:///nonexistent/agent.sock", "--state-file", missing)
+		r := runHook(t, nil, args...)
+		if r.code != 1 || !strings.Contains(oneLine(t, r.stderr), "no such file") {
+			t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+		}
+		if rec := oneRecord(t, log); rec["error_kind"] != "invalid_state" {
+			t.Fatalf("log record %v", rec)
+		}
+	})
 	t.Run("unknown stage", func(t *testing.T) {
 		r := runHook(t, nil, "startContainer")
 		if r.code != 1 || !strings.Contains(oneLine(t, r.stderr), `unknown stage or command "startContainer"`) {
