@@ -79,6 +79,11 @@ func New(address string, opts ...Option) (*Client, error) {
 	return &Client{conn: conn, api: agentv1.NewAgentClient(conn), timeout: o.timeout}, nil
 }
 
+// Connect starts connecting in the background without waiting, so that the
+// dial and the HTTP/2 handshake overlap the caller's own work before its
+// first call. Calls never wait for readiness either way.
+func (c *Client) Connect() { c.conn.Connect() }
+
 // Close releases the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 

@@ -84,6 +84,9 @@ func (a *agent) wait(ctx context.Context) error {
 
 // record writes {"rpc":..., "request":..., "response":...} as one line.
 func (a *agent) record(rpc string, req, resp proto.Message) {
+	if a.cfg.Events == io.Discard {
+		return
+	}
 	line := struct {
 		RPC      string          `json:"rpc"`
 		Request  json.RawMessage `json:"request"`

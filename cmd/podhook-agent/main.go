@@ -55,7 +55,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				cfg.DenyImages = append(cfg.DenyImages, re)
 			}
 			events := stdout
-			if path := c.String("events"); path != "-" {
+			switch path := c.String("events"); path {
+			case "-":
+			case os.DevNull:
+				events = io.Discard // not even encoded
+			default:
 				f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_CLOEXEC, 0o600)
 				if err != nil {
 					return fmt.Errorf("events: %w", err)

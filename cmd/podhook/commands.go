@@ -14,11 +14,11 @@ import (
 	"github.com/podhook/podhook/internal/config"
 )
 
-func checkCommand() *cli.Command {
+func checkCommand(flags []cli.Flag) *cli.Command {
 	return &cli.Command{
 		Name:  "check",
 		Usage: "probe the agent's grpc.health.v1 service through the configured address; exit 0 if it is serving",
-		Flags: configFlags(),
+		Flags: flags,
 		Action: func(c *cli.Context) error {
 			cfg := resolveConfig(c)
 			if cfg.Err != nil {
@@ -39,12 +39,12 @@ func checkCommand() *cli.Command {
 	}
 }
 
-func validateCommand() *cli.Command {
+func validateCommand(flags []cli.Flag) *cli.Command {
 	return &cli.Command{
 		Name:      "validate",
 		Usage:     "check a config file (default: the one next to the binary) and the settings given by flags and environment",
 		ArgsUsage: " ",
-		Flags:     configFlags(),
+		Flags:     flags,
 		Action: func(c *cli.Context) error {
 			path := c.String(flagConfig)
 			if !c.IsSet(flagConfig) {

@@ -65,7 +65,7 @@ type resolved struct {
 // treats both as set), over the config file, over the defaults. An invalid
 // result is replaced by the safe defaults and reported in Err.
 func resolveConfig(c *cli.Context) resolved {
-	path, explicit := c.String(flagConfig), c.IsSet(flagConfig)
+	path, explicit := c.String(flagConfig), c.String(flagConfig) != ""
 	if !explicit {
 		path = config.DefaultFile()
 	}
@@ -90,33 +90,39 @@ func resolveConfig(c *cli.Context) resolved {
 func fromFlags(c *cli.Context) (config.Config, error) {
 	var f config.Config
 	var err error
-	if c.IsSet(flagAgentAddress) {
+	// One pass over the flags: Context.IsSet per flag costs a scan of every
+	// flag's names, measurable at each container start.
+	set := map[string]bool{}
+	for _, name := range c.LocalFlagNames() {
+		set[name] = true
+	}
+	if set[flagAgentAddress] {
 		f.AgentAddress = c.String(flagAgentAddress)
 	}
-	if c.IsSet(flagTimeout) {
+	if set[flagTimeout] {
 		f.Timeout = config.Duration(c.Duration(flagTimeout))
 		if f.Timeout <= 0 {
 			err = fmt.Errorf("%w: --%s must be positive", config.ErrInvalid, flagTimeout)
 		}
 	}
-	if c.IsSet(flagAgentUID) {
+	if set[flagAgentUID] {
 		uid := c.Int(flagAgentUID)
 		f.AgentUID = &uid
 	}
-	if c.IsSet(flagLogFile) {
+	if set[flagLogFile] {
 		f.LogFile = c.String(flagLogFile)
 	}
-	if c.IsSet(flagLogLevel) {
+	if set[flagLogLevel] {
 		f.LogLevel = c.String(flagLogLevel)
 	}
-	if c.IsSet(flagLogMaxSize) {
+	if set[flagLogMaxSize] {
 		f.LogMaxSize, err = config.ParseSize(c.String(flagLogMaxSize))
 	}
-	if c.IsSet(flagLogMaxBackups) {
+	if set[flagLogMaxBackups] {
 		n := c.Int(flagLogMaxBackups)
 		f.LogMaxBackups = &n
 	}
-	if c.IsSet(flagFailAllowNS) {
+	if set[flagFailAllowNS] {
 		f.FailAllowNamespaces = []string{}
 		for _, v := range c.StringSlice(flagFailAllowNS) {
 			for _, ns := range strings.Split(v, ",") {
@@ -126,13 +132,13 @@ func fromFlags(c *cli.Context) (config.Config, error) {
 			}
 		}
 	}
-	if c.IsSet(flagFailAllowRegex) {
+	if set[flagFailAllowRegex] {
 		f.FailAllowNamespaceRegex = c.StringSlice(flagFailAllowRegex)
 	}
-	if c.IsSet(flagAgentNamespace) {
+	if set[flagAgentNamespace] {
 		f.AgentNamespace = c.String(flagAgentNamespace)
 	}
-	if c.IsSet(flagRuntime) {
+	if set[flagRuntime] {
 		f.Runtime = c.String(flagRuntime)
 	}
 	return f, err

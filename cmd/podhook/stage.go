@@ -25,7 +25,7 @@ const (
 	flagDryRun    = "dry-run"
 )
 
-func stageCommand(st hook.Stage, start time.Time) *cli.Command {
+func stageCommand(st hook.Stage, start time.Time, flags []cli.Flag) *cli.Command {
 	usage := "run as the " + string(st) + " hook: state on stdin, exit 0 to let the container start, 1 to stop it"
 	if !st.IsCreate() {
 		usage = "run as the poststop hook: tell the agent the container is gone; always exits 0"
@@ -33,7 +33,7 @@ func stageCommand(st hook.Stage, start time.Time) *cli.Command {
 	return &cli.Command{
 		Name:  string(st),
 		Usage: usage,
-		Flags: append(configFlags(),
+		Flags: append(flags[:len(flags):len(flags)],
 			&cli.StringFlag{Name: flagStateFile, Usage: "read the OCI state from FILE instead of stdin (replay a capture)"},
 			&cli.BoolFlag{Name: flagDryRun, Usage: "print the request and the decision an unreachable agent would get; contact nothing, log nothing"},
 		),
@@ -65,7 +65,10 @@ func runStage(c *cli.Context, st hook.Stage, start time.Time) error {
 	if err != nil {
 		return err // the address was validated: unreachable in practice
 	}
-	defer client.Close()
+	// Dial while the state and config.json are read and decoded. No Close:
+	// the process exits right after the decision, and a graceful close
+	// costs time on every container start.
+	client.Connect()
 	res := hook.Run(context.Background(), in, client, opts, log)
 	if !res.Allow {
 		return &stopError{reason: res.Reason}

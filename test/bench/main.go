@@ -1,0 +1,437 @@
+// Command bench measures podhook the way a runtime experiences it: whole
+// processes, fork to exit, alternating with two floors it builds itself (a
+// static Go program that does nothing, and one that makes a single grpc-go
+// health call to the same agent). It prints a table with the ratios
+// hook/grpc-floor and hook/noop and writes the results as JSON. It asserts
+// no timing: it fails only when a command does not behave (wrong exit code).
+//
+//	go run ./test/bench -podhook bin/podhook -agent bin/podhook-agent -out bin/bench/results.json
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+type options struct {
+	podhook, agent, out, fixtures string
+	runs, warmup, burst           int
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.podhook, "podhook", "bin/podhook", "podhook binary, as shipped")
+	flag.StringVar(&o.agent, "agent", "bin/podhook-agent", "podhook-agent binary")
+	flag.StringVar(&o.out, "out", "bin/bench/results.json", "results file")
+	flag.StringVar(&o.fixtures, "fixtures", "testdata/crio-1.37", "CRI-O fixture directory")
+	flag.IntVar(&o.runs, "runs", 200, "measured runs per command")
+	flag.IntVar(&o.warmup, "warmup", 20, "warm-up runs per command")
+	flag.IntVar(&o.burst, "burst", 100, "concurrent invocations in the burst")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// command is one thing to time.
+type command struct {
+	Name  string   `json:"name"`
+	Args  []string `json:"args"`
+	stdin string
+	code  int // expected exit code
+}
+
+// Stats summarise one command's runs.
+type Stats struct {
+	Name      string  `json:"name"`
+	Runs      int     `json:"runs"`
+	MedianMS  float64 `json:"median_ms"`
+	P90MS     float64 `json:"p90_ms"`
+	P99MS     float64 `json:"p99_ms"`
+	MinMS     float64 `json:"min_ms"`
+	MaxMS     float64 `json:"max_ms"`
+	PeakRSSKB int64   `json:"peak_rss_kb"`
+}
+
+// Results is the JSON written to -out.
+type Results struct {
+	Time        time.Time          `json:"time"`
+	Host        map[string]string  `json:"host"`
+	Commands    []Stats            `json:"commands"`
+	Ratios      map[string]float64 `json:"ratios"`
+	Burst       map[string]float64 `json:"burst"`
+	BinaryBytes int64              `json:"binary_bytes"`
+	ConfigBytes map[string]int     `json:"config_bytes"`
+}
+
+func run(o options) error {
+	work, err := os.MkdirTemp("", "phb-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	floors, err := buildFloors(work)
+	if err != nil {
+		return err
+	}
+	rsswrap = floors["rsswrap"]
+	sock := filepath.Join(work, "agent.sock")
+	agent := exec.Command(o.agent, "--socket", sock, "--events", "/dev/null")
+	if err := agent.Start(); err != nil {
+		return err
+	}
+	defer func() { agent.Process.Signal(syscall.SIGTERM); agent.Wait() }()
+	if err := waitSocket(sock); err != nil {
+		return err
+	}
+	stale := filepath.Join(work, "stale.sock")
+	if l, err := net.Listen("unix", stale); err == nil {
+		l.(*net.UnixListener).SetUnlinkOnClose(false)
+		l.Close()
+	}
+
+	sizes := map[string]int{"8K": 0, "20K": 20 << 10, "200K": 200 << 10, "2M": 2 << 20}
+	states := map[string]string{}
+	configBytes := map[string]int{}
+	for name, size := range sizes {
+		st, n, err := makeBundle(o.fixtures, filepath.Join(work, "bundle-"+name), size)
+		if err != nil {
+			return err
+		}
+		states[name], configBytes[name] = st, n
+	}
+	hook := func(name, state, address string, code int, extra ...string) command {
+		args := append([]string{o.podhook, "createRuntime", "--agent-address", "unix://" + address,
+			"--log-file", filepath.Join(work, "log", name+".log"), "--config", filepath.Join(work, "none.json")}, extra...)
+		return command{Name: name, Args: args, stdin: state, code: code}
+	}
+	os.WriteFile(filepath.Join(work, "none.json"), []byte("{}"), 0o600)
+
+	cmds := []command{
+		{Name: "noop", Args: []string{floors["noop"]}},
+		{Name: "grpc-floor", Args: []string{floors["grpcfloor"], sock}},
+		hook("hook live agent", states["8K"], sock, 0),
+		hook("hook socket missing", states["8K"], filepath.Join(work, "absent.sock"), 1),
+		hook("hook stale socket", states["8K"], stale, 1),
+		hook("hook live, config 20K", states["20K"], sock, 0),
+		hook("hook live, config 200K", states["200K"], sock, 0),
+		hook("hook live, config 2M", states["2M"], sock, 0),
+	}
+	fmt.Fprintf(os.Stderr, "timing %d commands, %d warm-up + %d runs each, alternating...\n", len(cmds), o.warmup, o.runs)
+	stats, err := alternate(cmds, o.warmup, o.runs)
+	if err != nil {
+		return err
+	}
+
+	// An agent that accepts and never answers: time to decision.
+	hang := filepath.Join(work, "hang.sock")
+	hl, err := net.Listen("unix", hang)
+	if err != nil {
+		return err
+	}
+	go holdConnections(hl)
+	hs, err := alternate([]command{hook("hook hung agent (--timeout 500ms)", states["8K"], hang, 1, "--timeout", "500ms")}, 0, 5)
+	hl.Close()
+	if err != nil {
+		return err
+	}
+	stats = append(stats, hs...)
+
+	burst, err := runBurst(hook("burst", states["8K"], sock, 0), o.burst)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(o.podhook)
+	if err != nil {
+		return err
+	}
+	res := Results{
+		Time: time.Now().UTC(), Host: host(), Commands: stats, Burst: burst,
+		BinaryBytes: fi.Size(), ConfigBytes: configBytes, Ratios: map[string]float64{},
+	}
+	by := map[string]Stats{}
+	for _, s := range stats {
+		by[s.Name] = s
+	}
+	floor, noop := by["grpc-floor"].MedianMS, by["noop"].MedianMS
+	res.Ratios["hook/grpc-floor"] = by["hook live agent"].MedianMS / floor
+	res.Ratios["hook/noop"] = by["hook live agent"].MedianMS / noop
+	res.Ratios["socket missing/grpc-floor"] = by["hook socket missing"].MedianMS / floor
+	res.Ratios["stale socket/grpc-floor"] = by["hook stale socket"].MedianMS / floor
+	res.Ratios["config 2M/config 200K"] = by["hook live, config 2M"].MedianMS / by["hook live, config 200K"].MedianMS
+	res.Ratios["config 200K/config 20K"] = by["hook live, config 200K"].MedianMS / by["hook live, config 20K"].MedianMS
+	report(os.Stdout, res)
+	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(res, "", "  ")
+	return os.WriteFile(o.out, append(b, '\n'), 0o644)
+}
+
+// alternate runs every command once per round, warm-up rounds first.
+func alternate(cmds []command, warmup, runs int) ([]Stats, error) {
+	times := make([][]time.Duration, len(cmds))
+	for round := 0; round < warmup+runs; round++ {
+		for i, c := range cmds {
+			d, err := once(c)
+			if err != nil {
+				return nil, err
+			}
+			if round >= warmup {
+				times[i] = append(times[i], d)
+			}
+		}
+	}
+	out := make([]Stats, len(cmds))
+	for i, c := range cmds {
+		out[i] = summarise(c.Name, times[i], 0)
+		// Peak RSS in separate, untimed runs under rsswrap.
+		for range 5 {
+			kb, err := peakRSS(c)
+			if err != nil {
+				return nil, err
+			}
+			out[i].PeakRSSKB = max(out[i].PeakRSSKB, kb)
+		}
+	}
+	return out, nil
+}
+
+// rsswrap is the path of the fork-based wrapper that reports peak RSS.
+var rsswrap string
+
+// peakRSS runs c under rsswrap and returns the child's peak RSS in KiB.
+func peakRSS(c command) (int64, error) {
+	w := c
+	w.Args = append([]string{rsswrap}, c.Args...)
+	var stderr strings.Builder
+	if _, err := run1(w, &stderr); err != nil {
+		return 0, err
+	}
+	out := stderr.String()
+	i := strings.LastIndex(out, "maxrss_kb=")
+	if i < 0 {
+		return 0, fmt.Errorf("%s: no maxrss from rsswrap: %q", c.Name, out)
+	}
+	var kb int64
+	fmt.Sscanf(out[i:], "maxrss_kb=%d", &kb)
+	return kb, nil
+}
+
+// once runs c and returns its wall time, fork to exit.
+func once(c command) (time.Duration, error) {
+	var stderr strings.Builder
+	return run1(c, &stderr)
+}
+
+// run1 runs c, checks its exit code and returns its wall time.
+func run1(c command, stderr *strings.Builder) (time.Duration, error) {
+	cmd := exec.Command(c.Args[0], c.Args[1:]...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	if c.stdin != "" {
+		f, err := os.Open(c.stdin)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		cmd.Stdin = f
+	}
+	cmd.Stderr = stderr
+	start := time.Now()
+	err := cmd.Run()
+	d := time.Since(start)
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		return 0, err
+	}
+	if code != c.code {
+		return 0, fmt.Errorf("%s: exit %d, want %d: %s", c.Name, code, c.code, stderr.String())
+	}
+	return d, nil
+}
+
+func summarise(name string, ds []time.Duration, rssKB int64) Stats {
+	slices.Sort(ds)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	pct := func(p float64) float64 {
+		i := int(p*float64(len(ds))+0.5) - 1
+		return ms(ds[min(max(i, 0), len(ds)-1)])
+	}
+	med := ds[len(ds)/2]
+	if len(ds)%2 == 0 {
+		med = (ds[len(ds)/2-1] + ds[len(ds)/2]) / 2
+	}
+	return Stats{Name: name, Runs: len(ds), MedianMS: ms(med), P90MS: pct(0.90), P99MS: pct(0.99),
+		MinMS: ms(ds[0]), MaxMS: ms(ds[len(ds)-1]), PeakRSSKB: rssKB}
+}
+
+// runBurst starts n invocations at once, as a node does when a burst of
+// pods lands.
+func runBurst(c command, n int) (map[string]float64, error) {
+	times := make([]time.Duration, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			times[i], errs[i] = once(c)
+		}()
+	}
+	wg.Wait()
+	total := time.Since(start)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	s := summarise("burst", times, 0)
+	return map[string]float64{"invocations": float64(n), "total_ms": float64(total.Microseconds()) / 1000,
+		"p50_ms": s.MedianMS, "p99_ms": s.P99MS, "max_ms": s.MaxMS}, nil
+}
+
+func report(w io.Writer, r Results) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "command\truns\tmedian ms\tp90 ms\tp99 ms\tmin ms\tmax ms\tpeak RSS MiB\t")
+	for _, s := range r.Commands {
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f\t\n", s.Name, s.Runs, s.MedianMS, s.P90MS, s.P99MS, s.MinMS, s.MaxMS, float64(s.PeakRSSKB)/1024)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nburst: %.0f concurrent invocations in %.1f ms; per invocation p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+		r.Burst["invocations"], r.Burst["total_ms"], r.Burst["p50_ms"], r.Burst["p99_ms"], r.Burst["max_ms"])
+	fmt.Fprintf(w, "binary: %.2f MB (%d bytes), stripped as shipped\n", float64(r.BinaryBytes)/1e6, r.BinaryBytes)
+	fmt.Fprintf(w, "config.json sizes: 8K=%d 20K=%d 200K=%d 2M=%d bytes\n", r.ConfigBytes["8K"], r.ConfigBytes["20K"], r.ConfigBytes["200K"], r.ConfigBytes["2M"])
+	keys := make([]string, 0, len(r.Ratios))
+	for k := range r.Ratios {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "ratio %-28s %.3f\n", k, r.Ratios[k])
+	}
+	fmt.Fprintf(w, "host: %s\n", r.Host["summary"])
+}
+
+func host() map[string]string {
+	cpu := "unknown cpu"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				_, cpu, _ = strings.Cut(line, ": ")
+				break
+			}
+		}
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	h := map[string]string{"cpu": cpu, "cpus": fmt.Sprint(runtime.NumCPU()), "kernel": strings.TrimSpace(string(kernel)), "go": runtime.Version()}
+	h["summary"] = fmt.Sprintf("%s x%s, Linux %s, %s", h["cpu"], h["cpus"], h["kernel"], h["go"])
+	return h
+}
+
+func buildFloors(dir string) (map[string]string, error) {
+	out := map[string]string{"rsswrap": filepath.Join(dir, "rsswrap")}
+	if b, err := exec.Command("cc", "-O2", "-o", out["rsswrap"], "test/bench/rsswrap/rsswrap.c").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build rsswrap (needs cc): %v\n%s", err, b)
+	}
+	for _, name := range []string{"noop", "grpcfloor"} {
+		bin := filepath.Join(dir, name)
+		// Built with the tags podhook ships with, so the floor is as low as
+		// it can be.
+		cmd := exec.Command("go", "build", "-tags", "urfave_cli_no_docs,grpcnotrace", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./test/bench/"+name)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("build %s: %v\n%s", name, err, b)
+		}
+		out[name] = bin
+	}
+	return out, nil
+}
+
+func waitSocket(path string) error {
+	for range 500 {
+		if c, err := net.Dial("unix", path); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("agent did not listen on %s", path)
+}
+
+func holdConnections(l net.Listener) {
+	var held []net.Conn
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			for _, c := range held {
+				c.Close()
+			}
+			return
+		}
+		held = append(held, c)
+	}
+}
+
+// makeBundle writes the fixture's config.json grown to at least size bytes
+// (more mounts and annotations, as a pod with many volumes has) and the
+// fixture's state pointing at it. It returns the state file and the size.
+func makeBundle(fixtures, dir string, size int) (string, int, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", 0, err
+	}
+	b, err := os.ReadFile(filepath.Join(fixtures, "config.json"))
+	if err != nil {
+		return "", 0, err
+	}
+	var spec map[string]any
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return "", 0, err
+	}
+	mounts := spec["mounts"].([]any)
+	annotations := spec["annotations"].(map[string]any)
+	for i := 0; len(b) < size; i++ {
+		for j := range 50 {
+			k := i*50 + j
+			mounts = append(mounts, map[string]any{
+				"destination": fmt.Sprintf("/var/lib/app/volume-%d", k), "type": "bind",
+				"source":  fmt.Sprintf("/var/lib/kubelet/pods/3f2b9c1e-5a4d-4e8f-9b7a-1c2d3e4f5a6b/volumes/kubernetes.io~configmap/volume-%d", k),
+				"options": []string{"rbind", "rprivate", "ro"},
+			})
+			annotations[fmt.Sprintf("example.com/annotation-%d", k)] = strings.Repeat("v", 64)
+		}
+		spec["mounts"], spec["annotations"] = mounts, annotations
+		if b, err = json.Marshal(spec); err != nil {
+			return "", 0, err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), b, 0o600); err != nil {
+		return "", 0, err
+	}
+	sb, err := os.ReadFile(filepath.Join(fixtures, "state-createRuntime.json"))
+	if err != nil {
+		return "", 0, err
+	}
+	var state map[string]any
+	json.Unmarshal(sb, &state)
+	state["bundle"] = dir
+	sb, _ = json.Marshal(state)
+	statePath := filepath.Join(dir, "state.json")
+	return statePath, len(b), os.WriteFile(statePath, sb, 0o600)
+}
