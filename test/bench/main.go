@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -186,8 +187,18 @@ func run(o options) error {
 // alternate runs every command once per round, warm-up rounds first.
 func alternate(cmds []command, warmup, runs int) ([]Stats, error) {
 	times := make([][]time.Duration, len(cmds))
+	// Each round runs every command once, in a new random order: what ran
+	// just before (an agent still tearing down the last connection, a cold
+	// cache) then weighs on every command alike.
+	rng := rand.New(rand.NewPCG(1, 2))
+	order := make([]int, len(cmds))
+	for i := range order {
+		order[i] = i
+	}
 	for round := 0; round < warmup+runs; round++ {
-		for i, c := range cmds {
+		rng.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+		for _, i := range order {
+			c := cmds[i]
 			d, err := once(c)
 			if err != nil {
 				return nil, err
