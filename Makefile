@@ -8,7 +8,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 # urfave/cli's man/markdown generator and grpc-go's x/net/trace (html/template).
 GOTAGS   := urfave_cli_no_docs,grpcnotrace
 BIN      := bin
-FUZZTIME ?= 10s
+FUZZTIME ?= 20s
 BENCH_RUNS  ?= 200
 PODMAN_RUNS ?= 30
 FIXTURES ?= $(firstword $(wildcard ../shared/fixtures/crio-1.37) testdata/crio-1.37)
@@ -18,7 +18,7 @@ PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
 TOOLS              := $(CURDIR)/$(BIN)/tools
 
-FUZZ_TARGETS := ./hook:FuzzParseState ./hook:FuzzParseSpec ./resolver:FuzzResolve ./resolver:FuzzExpandCgroupsPath
+FUZZ_TARGETS := ./hook:FuzzParseState ./hook:FuzzParseSpec ./hook:FuzzAnnotations ./resolver:FuzzResolve ./resolver:FuzzExpandCgroupsPath
 
 .PHONY: help build test unit lint fuzz e2e bench generate check-generate demo clean
 

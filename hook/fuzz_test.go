@@ -1,6 +1,7 @@
 package hook
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -55,6 +56,24 @@ func FuzzParseSpec(f *testing.F) {
 		_ = s.CgroupsPath()
 		if r := s.Rootfs("/bundle"); r != "" && !filepath.IsAbs(r) {
 			t.Fatalf("rootfs %q not absolute", r)
+		}
+	})
+}
+
+// FuzzAnnotations: the fast duplicate count agrees with a full walk of the
+// keys, for every object of strings.
+func FuzzAnnotations(f *testing.F) {
+	f.Add([]byte(`{"a":"1","b":"2"}`))
+	f.Add([]byte(`{"a":"1","a":"2"}`))
+	f.Add([]byte(`{"a\"":"\\","a\"":"x"}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var a Annotations
+		if err := json.Unmarshal(b, &a); err != nil {
+			return
+		}
+		if want := duplicateKeys(b); a.Map != nil && len(want) != len(a.Duplicates) {
+			t.Fatalf("duplicates %q, a full walk finds %q", a.Duplicates, want)
 		}
 	})
 }

@@ -54,7 +54,7 @@ func TestParseState(t *testing.T) {
 	if err != nil || st.ID != "abc" || st.Pid != 7 || st.Bundle != "/b" || st.Status != "creating" {
 		t.Fatalf("got %+v, %v", st, err)
 	}
-	if a, err := st.StateAnnotations(); err != nil || a["k"] != "v" {
+	if a, err := st.StateAnnotations(); err != nil || a.Map["k"] != "v" {
 		t.Fatalf("annotations %v, %v", a, err)
 	}
 }
@@ -67,7 +67,7 @@ func TestLoadSpecFixture(t *testing.T) {
 	if got := s.CgroupsPath(); !strings.HasPrefix(got, "/kubepods/besteffort/pod3f2b9c1e") {
 		t.Errorf("cgroups path %q", got)
 	}
-	if len(s.Mounts) != 11 || s.Process == nil || s.Process.Args[0] != "/bin/sh" || s.Annotations["io.kubernetes.pod.namespace"] != "payments" {
+	if len(s.Mounts) != 11 || s.Process == nil || s.Process.Args[0] != "/bin/sh" || s.Annotations.Map["io.kubernetes.pod.namespace"] != "payments" {
 		t.Errorf("spec %+v", s)
 	}
 	if got := s.Rootfs("/b"); !strings.HasSuffix(got, "/merged") {
@@ -164,5 +164,38 @@ func TestPrepareFixture(t *testing.T) {
 		p.SandboxId != "54802f9ec5b9fd4ecc6d62b4bc9646b7aed42c168c3583e71e4ea7ea3e106bb5" || !req.Identity.Trusted ||
 		c.CgroupsPathExpanded != c.CgroupsPath || len(c.Mounts) != 11 || c.Status != "creating" || len(c.Annotations) != 34 {
 		t.Fatalf("request %v", req)
+	}
+}
+
+func TestAnnotationsDuplicates(t *testing.T) {
+	s, err := ParseSpec([]byte(`{"annotations":{"io.kubernetes.pod.namespace":"tenant-a","x":"1","io.kubernetes.pod.namespace":"kube-system"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Annotations.Duplicates) != 1 || s.Annotations.Duplicates[0] != "io.kubernetes.pod.namespace" || len(s.Annotations.Map) != 2 {
+		t.Fatalf("annotations %+v", s.Annotations)
+	}
+	for _, bad := range []string{`{"annotations":{"a":1}}`, `{"annotations":["a"]}`, `{"annotations":{"a":"b"`} {
+		if _, err := ParseSpec([]byte(bad)); !errors.Is(err, ErrSpec) {
+			t.Errorf("ParseSpec(%s) err = %v", bad, err)
+		}
+	}
+	if s, err := ParseSpec([]byte(`{"annotations":null}`)); err != nil || s.Annotations.Map != nil {
+		t.Fatalf("null annotations: %+v, %v", s, err)
+	}
+}
+
+func TestPrepareDuplicateKeysUntrusted(t *testing.T) {
+	dir := t.TempDir()
+	b, _ := os.ReadFile(filepath.Join(fixtures, "config.json"))
+	// A second namespace key, after the real one: encoding/json would keep it.
+	b = bytes.Replace(b, []byte(`"annotations": {`), []byte(`"annotations": {"io.kubernetes.pod.namespace": "kube-system",`), 1)
+	os.WriteFile(filepath.Join(dir, "config.json"), b, 0o600)
+	inv, err := Prepare(bytes.NewReader(fixtureState(t, dir)), Options{Stage: CreateRuntime, Start: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.Identity.Trusted || !strings.Contains(strings.Join(inv.Identity.Conflicts, ";"), "appears more than once") {
+		t.Fatalf("identity %+v", inv.Identity)
 	}
 }

@@ -59,14 +59,20 @@ func Prepare(state io.Reader, opts Options) (*Invocation, error) {
 	}
 	inv := &Invocation{Stage: opts.Stage, Start: opts.Start, State: st}
 	inv.Spec, inv.SpecErr = LoadSpec(st.Bundle)
+	var a Annotations
 	if inv.Spec != nil {
-		inv.Annotations = inv.Spec.Annotations
-	} else if inv.Annotations, err = st.StateAnnotations(); err != nil {
+		a = inv.Spec.Annotations
+	} else if a, err = st.StateAnnotations(); err != nil {
 		return nil, err
 	}
+	inv.Annotations = a.Map
 	cg := inv.Spec.CgroupsPath()
 	inv.Cgroups, inv.CgroupsErr = resolver.ExpandCgroupsPath(cg)
 	inv.Identity = resolver.Resolve(inv.Annotations, cg, opts.Runtime)
+	for _, k := range a.Duplicates {
+		inv.Identity.Trusted = false
+		inv.Identity.Conflicts = append(inv.Identity.Conflicts, fmt.Sprintf("annotation %q appears more than once", k))
+	}
 	return inv, nil
 }
 

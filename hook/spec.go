@@ -23,9 +23,9 @@ type Spec struct {
 	Process *struct {
 		Args []string `json:"args,omitempty"`
 	} `json:"process,omitempty"`
-	Root        *rspec.Root       `json:"root,omitempty"`
-	Mounts      []rspec.Mount     `json:"mounts,omitempty"`
-	Annotations map[string]string `json:"annotations,omitempty"`
+	Root        *rspec.Root   `json:"root,omitempty"`
+	Mounts      []rspec.Mount `json:"mounts,omitempty"`
+	Annotations Annotations   `json:"annotations"`
 	Linux       *struct {
 		CgroupsPath string `json:"cgroupsPath,omitempty"`
 	} `json:"linux,omitempty"`

@@ -63,13 +63,13 @@ func ParseState(b []byte) (*State, error) {
 }
 
 // StateAnnotations decodes the state's own annotations.
-func (s *State) StateAnnotations() (map[string]string, error) {
-	if len(s.Annotations) == 0 || string(s.Annotations) == "null" {
-		return nil, nil
+func (s *State) StateAnnotations() (Annotations, error) {
+	var a Annotations
+	if len(s.Annotations) == 0 {
+		return a, nil
 	}
-	var a map[string]string
 	if err := json.Unmarshal(s.Annotations, &a); err != nil {
-		return nil, fmt.Errorf("%w: annotations: %w", ErrState, err)
+		return a, fmt.Errorf("%w: annotations: %w", ErrState, err)
 	}
 	return a, nil
 }

@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -32,6 +34,8 @@ type Config struct {
 	DenyImages     []*regexp.Regexp
 	AllowUIDs      []int
 	Delay          time.Duration
+	// ErrorCode, when not OK, is the gRPC status every call answers with.
+	ErrorCode codes.Code
 }
 
 // agent implements agentv1.AgentServer.
@@ -70,7 +74,11 @@ func (a *agent) StopContainer(ctx context.Context, req *agentv1.StopContainerReq
 	return &agentv1.StopContainerResponse{}, nil
 }
 
+// wait plays a slow or failing agent when configured to.
 func (a *agent) wait(ctx context.Context) error {
+	if a.cfg.ErrorCode != codes.OK {
+		return status.Errorf(a.cfg.ErrorCode, "podhook-agent configured to fail with %s", a.cfg.ErrorCode)
+	}
 	if a.cfg.Delay <= 0 {
 		return nil
 	}

@@ -8,10 +8,13 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"google.golang.org/grpc/codes"
 )
 
 var version = "dev"
@@ -39,6 +42,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.StringSliceFlag{Name: "deny-image", Usage: "answer DENY for images matching this RE2 pattern (repeatable)"},
 			&cli.IntSliceFlag{Name: "allow-uid", Value: cli.NewIntSlice(0), Usage: "uids allowed to connect (SO_PEERCRED)"},
 			&cli.DurationFlag{Name: "delay", Usage: "wait this long before answering (to play a slow agent)"},
+			&cli.StringFlag{Name: "error-code", Usage: "answer every call with this gRPC status code, e.g. INTERNAL or PERMISSION_DENIED (to play a failing agent)"},
 		},
 		Action: func(c *cli.Context) error {
 			cfg := Config{
@@ -46,6 +50,13 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				DenyNamespaces: c.StringSlice("deny-namespace"),
 				AllowUIDs:      c.IntSlice("allow-uid"),
 				Delay:          c.Duration("delay"),
+			}
+			if name := c.String("error-code"); name != "" {
+				var code codes.Code
+				if err := code.UnmarshalJSON([]byte(strconv.Quote(strings.ToUpper(name)))); err != nil || code == codes.OK {
+					return fmt.Errorf("--error-code %q: not a gRPC error code", name)
+				}
+				cfg.ErrorCode = code
 			}
 			for _, p := range c.StringSlice("deny-image") {
 				re, err := regexp.Compile(p)
