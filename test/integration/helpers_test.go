@@ -22,6 +22,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
+	os.Chmod(dir, 0o755) // one test runs the hook as an unprivileged user
 	podhook, agentBin = filepath.Join(dir, "podhook"), filepath.Join(dir, "podhook-agent")
 	for bin, pkg := range map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent"} {
 		cmd := exec.Command("go", "build", "-tags", "urfave_cli_no_docs,grpcnotrace", "-o", bin, pkg)
