@@ -40,6 +40,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, start time.Time) *cli.App
 	app.Commands = append(app.Commands,
 		captureCommand(),
 		hooksJSONCommand(),
+		installCommand(),
+		uninstallCommand(),
 		checkCommand(flags),
 		validateCommand(flags),
 		versionCommand(),

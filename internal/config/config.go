@@ -79,15 +79,24 @@ func DefaultFile() string {
 // silently leave a default in force. A missing file is reported with
 // os.ErrNotExist in the chain.
 func ReadFile(path string) (Config, error) {
-	var c Config
 	b, err := hook.ReadRegularFile(path, MaxFileSize)
 	if err != nil {
-		return c, fmt.Errorf("config file: %w", err)
+		return Config{}, fmt.Errorf("config file: %w", err)
 	}
+	c, err := Parse(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes a config file's content; unknown keys are errors.
+func Parse(b []byte) (Config, error) {
+	var c Config
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("%w: %s: %w", ErrInvalid, path, err)
+		return Config{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return c, nil
 }

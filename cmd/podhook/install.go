@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/podhook/podhook/agentclient"
+	"github.com/podhook/podhook/internal/config"
+	"github.com/podhook/podhook/internal/hooksd"
+	"github.com/podhook/podhook/internal/install"
+)
+
+const (
+	flagHostRoot        = "host-root"
+	flagInstallDir      = "install-dir"
+	flagHooksDir        = "hooks-dir"
+	flagBinary          = "binary"
+	flagConfigFrom      = "config-from"
+	flagHookTimeout     = "hook-timeout"
+	flagCRIODropin      = "crio-dropin"
+	flagCheckAgent      = "check-agent"
+	flagKeep            = "keep"
+	flagKeepInterval    = "keep-interval"
+	flagUninstallOnExit = "uninstall-on-exit"
+)
+
+func hostFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagHostRoot, Value: "/", EnvVars: env(flagHostRoot), Usage: "the host's / (e.g. /host in a container); every other path is as the host sees it"},
+		&cli.StringFlag{Name: flagInstallDir, Value: install.DefaultInstallDir, EnvVars: env(flagInstallDir), Usage: "where the binary and its config go (not /run: tmpfs; /opt or /usr may be read-only)"},
+		&cli.StringSliceFlag{Name: flagHooksDir, Value: cli.NewStringSlice(install.DefaultHooksDir), EnvVars: env(flagHooksDir), Usage: "hooks.d directory to register in (repeatable)"},
+	}
+}
+
+// hostOptions are the host paths from the flags.
+func hostOptions(c *cli.Context) install.Options {
+	return install.Options{
+		HostRoot:   c.String(flagHostRoot),
+		InstallDir: c.String(flagInstallDir),
+		HooksDirs:  c.StringSlice(flagHooksDir),
+		Out:        c.App.Writer,
+	}
+}
+
+func installCommand() *cli.Command {
+	// The hook's settings, written to its config file; --config is the
+	// installed file itself, so it is left out here.
+	var settings []cli.Flag
+	for _, fl := range configFlags() {
+		if fl.Names()[0] != flagConfig {
+			settings = append(settings, fl)
+		}
+	}
+	return &cli.Command{
+		Name:  "install",
+		Usage: "install podhook on the host: binary, config, then hooks.d registrations; idempotent",
+		Flags: append(append(hostFlags(),
+			&cli.StringFlag{Name: flagBinary, Usage: "podhook binary to install", DefaultText: "this binary"},
+			&cli.StringFlag{Name: flagConfigFrom, EnvVars: env(flagConfigFrom), Usage: "config file to install (e.g. a mounted ConfigMap); the settings flags override it"},
+			&cli.IntFlag{Name: flagHookTimeout, Value: hooksd.DefaultTimeout, Usage: "the runtimes' timeout for the hook, seconds"},
+			&cli.BoolFlag{Name: flagCRIODropin, EnvVars: env(flagCRIODropin), Usage: "when CRI-O's hooks_dir lists none of the hooks dirs, add them with a drop-in"},
+			&cli.BoolFlag{Name: flagCheckAgent, Usage: "probe the agent through the installed address and warn when it does not answer"},
+			&cli.BoolFlag{Name: flagKeep, EnvVars: env(flagKeep), Usage: "stay running, restoring files that disappear or change, until SIGTERM"},
+			&cli.DurationFlag{Name: flagKeepInterval, Value: 10 * time.Second, Usage: "how often --keep checks the files"},
+			&cli.BoolFlag{Name: flagUninstallOnExit, Usage: "with --keep: uninstall on SIGTERM"},
+		), settings...),
+		Action: func(c *cli.Context) error {
+			o := hostOptions(c)
+			o.HookTimeout = c.Int(flagHookTimeout)
+			o.CRIODropin = c.Bool(flagCRIODropin)
+			o.Binary = c.String(flagBinary)
+			if o.Binary == "" {
+				exe, err := os.Executable()
+				if err != nil {
+					return err
+				}
+				o.Binary = exe
+			}
+			cfg, err := installConfig(c)
+			if err != nil {
+				return err
+			}
+			o.Config = cfg
+			if c.Bool(flagKeep) {
+				ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+				defer stop()
+				fmt.Fprintf(c.App.Writer, "keeping podhook installed under %s (every %s)\n", o.HostRoot, c.Duration(flagKeepInterval))
+				return install.Keep(ctx, o, c.Duration(flagKeepInterval), c.Bool(flagUninstallOnExit))
+			}
+			if err := install.Install(o); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "podhook installed in %s, registered in %q\n", o.InstallDir, o.HooksDirs)
+			if c.Bool(flagCheckAgent) {
+				checkInstalledAgent(c, cfg)
+			}
+			return nil
+		},
+	}
+}
+
+// installConfig is the config file content: --config-from, with the
+// settings flags on top.
+func installConfig(c *cli.Context) ([]byte, error) {
+	var base config.Config
+	if path := c.String(flagConfigFrom); path != "" {
+		var err error
+		if base, err = config.ReadFile(path); err != nil {
+			return nil, err
+		}
+	}
+	flags, err := fromFlags(c)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.MarshalIndent(base.Merge(flags), "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+func checkInstalledAgent(c *cli.Context, cfgJSON []byte) {
+	parsed, _ := config.Parse(cfgJSON)
+	cfg := config.Defaults().Merge(parsed)
+	client, err := agentclient.New(cfg.AgentAddress, agentclient.WithTimeout(cfg.Timeout.Duration()), agentclient.WithPeerUID(*cfg.AgentUID))
+	if err == nil {
+		defer client.Close()
+		err = client.Check(context.Background())
+	}
+	if err != nil {
+		fmt.Fprintf(c.App.Writer, "warning: agent at %s does not answer (%v): containers outside the fail-allow list will not start until it does\n", cfg.AgentAddress, err)
+		return
+	}
+	fmt.Fprintf(c.App.Writer, "agent at %s is serving\n", cfg.AgentAddress)
+}
+
+func uninstallCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "uninstall",
+		Usage: "remove podhook from the host: hooks.d registrations first, then config and binary",
+		Flags: hostFlags(),
+		Action: func(c *cli.Context) error {
+			o := hostOptions(c)
+			if err := install.Uninstall(o); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "podhook uninstalled from %s\n", o.InstallDir)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,98 @@
+package install
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// CRI-O's configuration, as read by CRI-O itself: crio.conf, then every
+// crio.conf.d/*.conf in lexical order, a later file's value replacing an
+// earlier one (arrays are replaced, not merged).
+const (
+	CRIOConf        = "/etc/crio/crio.conf"
+	CRIODropinDir   = "/etc/crio/crio.conf.d"
+	CRIODropinName  = "99-podhook.conf"
+	crioDefaultHook = DefaultHooksDir
+)
+
+// CRIOConfig is CRI-O's effective hooks_dir.
+type CRIOConfig struct {
+	// Found is false when no CRI-O configuration file exists under the
+	// host root (CRI-O is not installed, or runs on its defaults).
+	Found bool
+	// HooksDirs is the effective hooks_dir ([DefaultHooksDir] when unset).
+	HooksDirs []string
+	// Files are the files read, in order.
+	Files []string
+}
+
+type crioFile struct {
+	Crio struct {
+		Runtime struct {
+			HooksDir *[]string `toml:"hooks_dir"`
+		} `toml:"runtime"`
+	} `toml:"crio"`
+}
+
+// ReadCRIOConfig reads CRI-O's configuration under hostRoot.
+func ReadCRIOConfig(hostRoot string) (CRIOConfig, error) {
+	c := CRIOConfig{HooksDirs: []string{crioDefaultHook}}
+	files := []string{CRIOConf}
+	dropins, _ := filepath.Glob(filepath.Join(hostRoot, CRIODropinDir, "*.conf"))
+	sort.Strings(dropins)
+	for _, d := range dropins {
+		files = append(files, filepath.Join(CRIODropinDir, filepath.Base(d)))
+	}
+	for _, f := range files {
+		var cf crioFile
+		_, err := toml.DecodeFile(filepath.Join(hostRoot, f), &cf)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return c, fmt.Errorf("CRI-O config %s: %w", f, err)
+		}
+		c.Found = true
+		c.Files = append(c.Files, f)
+		if cf.Crio.Runtime.HooksDir != nil {
+			c.HooksDirs = *cf.Crio.Runtime.HooksDir
+		}
+	}
+	return c, nil
+}
+
+// Lists reports whether any of dirs is in CRI-O's hooks_dir.
+func (c CRIOConfig) Lists(dirs []string) bool {
+	for _, d := range dirs {
+		if slices.Contains(c.HooksDirs, filepath.Clean(d)) || slices.Contains(c.HooksDirs, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// Dropin is the content of a CRI-O drop-in that keeps CRI-O's effective
+// hooks_dir and adds dirs to it.
+func (c CRIOConfig) Dropin(dirs []string) []byte {
+	all := slices.Clone(c.HooksDirs)
+	for _, d := range dirs {
+		if !slices.Contains(all, d) {
+			all = append(all, d)
+		}
+	}
+	quoted := make([]string, len(all))
+	for i, d := range all {
+		quoted[i] = strconv.Quote(d)
+	}
+	return []byte("# Written by podhook install: CRI-O's hooks_dir with podhook's added.\n" +
+		"# CRI-O reads hooks_dir at start: restart CRI-O for a change to apply.\n" +
+		"[crio.runtime]\nhooks_dir = [" + strings.Join(quoted, ", ") + "]\n")
+}

@@ -1,0 +1,327 @@
+package install
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	current "github.com/containers/common/pkg/hooks/1.0.0"
+
+	"github.com/podhook/podhook/internal/config"
+	"github.com/podhook/podhook/internal/hooksd"
+)
+
+// Defaults for the host paths.
+const (
+	DefaultInstallDir = "/opt/podhook"
+	DefaultHooksDir   = "/usr/share/containers/oci/hooks.d"
+)
+
+// Options say where podhook goes on the host. Every path is as the host
+// sees it; HostRoot is prefixed to all of them when writing (the host's /
+// mounted at /host in the installer's container, or a temp dir in tests).
+type Options struct {
+	HostRoot   string
+	InstallDir string   // binary and config file; not /run (tmpfs)
+	HooksDirs  []string // hooks.d directories the runtimes read
+	Binary     string   // the podhook binary to install (in this filesystem)
+	Config     []byte   // content of podhook-config.json (JSON)
+	// HookTimeout is the runtimes' timeout for the hook, in seconds.
+	HookTimeout int
+	// CRIODropin writes a CRI-O drop-in adding the hooks dirs when CRI-O's
+	// hooks_dir lists none of them; otherwise that is only a warning.
+	CRIODropin bool
+	// Trace, when set, is told every change made, in order.
+	Trace func(op, hostPath string)
+	// Out receives one line per change and warning.
+	Out io.Writer
+}
+
+// Names of the installed files.
+const (
+	BinaryName    = "podhook"
+	CreateJSON    = "podhook.json"
+	PoststopJSON  = "podhook-poststop.json"
+	hookStageArgs = "--config"
+)
+
+func (o *Options) host(p string) string { return filepath.Join(o.HostRoot, p) }
+
+func (o *Options) binaryPath() string { return filepath.Join(o.InstallDir, BinaryName) }
+func (o *Options) configPath() string { return filepath.Join(o.InstallDir, config.FileName) }
+
+func (o *Options) trace(op, p string) {
+	if o.Trace != nil {
+		o.Trace(op, p)
+	}
+	if o.Out != nil {
+		fmt.Fprintf(o.Out, "%s %s\n", op, p)
+	}
+}
+
+// file is one file the installer owns.
+type file struct {
+	hostPath     string // as the host sees it
+	content      []byte
+	mode         os.FileMode
+	registration bool // a hooks.d JSON: re-read before it is renamed into place
+}
+
+// files returns what Install writes, in the order it writes them: the
+// binary, the config, then the registrations (CRI-O watches hooks.d and
+// skips a registration whose binary does not exist yet).
+func (o *Options) files() ([]file, error) {
+	if !filepath.IsAbs(o.InstallDir) {
+		return nil, fmt.Errorf("install dir %q must be absolute", o.InstallDir)
+	}
+	if len(o.HooksDirs) == 0 {
+		return nil, errors.New("no hooks dir")
+	}
+	bin, err := os.ReadFile(o.Binary)
+	if err != nil {
+		return nil, fmt.Errorf("read the binary to install: %w", err)
+	}
+	cfg, err := validateConfig(o.Config)
+	if err != nil {
+		return nil, err
+	}
+	out := []file{
+		{hostPath: o.binaryPath(), content: bin, mode: 0o755},
+		{hostPath: o.configPath(), content: cfg, mode: 0o644},
+	}
+	for _, stage := range []string{"createRuntime", "poststop"} {
+		h, err := hooksd.Registration(hooksd.Options{
+			Path: o.binaryPath(), Stage: stage, Timeout: o.HookTimeout,
+			Args: []string{hookStageArgs, o.configPath()},
+		})
+		if err != nil {
+			return nil, err
+		}
+		b, err := hooksd.Marshal(h)
+		if err != nil {
+			return nil, err
+		}
+		name := CreateJSON
+		if stage == "poststop" {
+			name = PoststopJSON
+		}
+		for _, dir := range o.HooksDirs {
+			if !filepath.IsAbs(dir) {
+				return nil, fmt.Errorf("hooks dir %q must be absolute", dir)
+			}
+			out = append(out, file{filepath.Join(dir, name), b, 0o644, true})
+		}
+	}
+	return out, nil
+}
+
+// validateConfig checks the config file content the way the hook reads it
+// and returns it as written. Empty content is an empty object: the hook's
+// defaults.
+func validateConfig(b []byte) ([]byte, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		b = []byte("{}\n")
+	}
+	c, err := config.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := config.Defaults().Merge(c).Validate(true); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return b, nil
+}
+
+// Install writes every file that is missing or differs, in order, and
+// re-reads each registration it wrote. Running it again changes nothing.
+func Install(o Options) error {
+	files, err := o.files()
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if err := o.ensure(f); err != nil {
+			return err
+		}
+	}
+	return o.checkCRIO()
+}
+
+// checkCRIO warns when CRI-O's effective hooks_dir lists none of the hooks
+// dirs, or with CRIODropin writes a drop-in that adds them.
+func (o *Options) checkCRIO() error {
+	c, err := ReadCRIOConfig(o.HostRoot)
+	if err != nil {
+		return err
+	}
+	if c.Lists(o.HooksDirs) {
+		return nil
+	}
+	if !o.CRIODropin {
+		o.warn("warning: CRI-O's hooks_dir %q (from %s) lists none of %q: CRI-O will not run podhook; pass --crio-dropin or add one to hooks_dir",
+			c.HooksDirs, describe(c), o.HooksDirs)
+		return nil
+	}
+	if err := o.ensure(file{hostPath: filepath.Join(CRIODropinDir, CRIODropinName), content: c.Dropin(o.HooksDirs), mode: 0o644}); err != nil {
+		return err
+	}
+	o.warn("note: added %q to CRI-O's hooks_dir in %s; restart CRI-O to apply", o.HooksDirs, filepath.Join(CRIODropinDir, CRIODropinName))
+	return nil
+}
+
+func describe(c CRIOConfig) string {
+	if !c.Found {
+		return "CRI-O's defaults: no crio.conf under the host root"
+	}
+	return fmt.Sprint(c.Files)
+}
+
+func (o *Options) warn(format string, args ...any) {
+	if o.Out != nil {
+		fmt.Fprintf(o.Out, format+"\n", args...)
+	}
+}
+
+// ensure makes f's host file hold its content and mode, atomically.
+func (o *Options) ensure(f file) error {
+	target := o.host(f.hostPath)
+	if same(target, f.content, f.mode) {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return err
+	}
+	// The temp name does not end in .json, so a runtime watching hooks.d
+	// never reads a half-written registration; rename(2) replaces a busy
+	// binary where an in-place write would fail with ETXTBSY.
+	tmp, err := os.CreateTemp(filepath.Dir(target), ".podhook-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(f.content); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(f.mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if f.registration {
+		if err := o.checkRegistration(tmp.Name()); err != nil {
+			return fmt.Errorf("%s: %w", f.hostPath, err)
+		}
+	}
+	if err := os.Rename(tmp.Name(), target); err != nil {
+		return err
+	}
+	o.trace("wrote", f.hostPath)
+	return nil
+}
+
+// checkRegistration re-reads a registration with containers/common's
+// reader and validation, its binary looked up under the host root.
+func (o *Options) checkRegistration(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	h, err := current.Read(b)
+	if err != nil {
+		return err
+	}
+	h.Hook.Path = o.host(h.Hook.Path)
+	return h.Validate(nil)
+}
+
+func same(path string, content []byte, mode os.FileMode) bool {
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != mode || fi.Size() != int64(len(content)) {
+		return false
+	}
+	b, err := os.ReadFile(path)
+	return err == nil && bytes.Equal(b, content)
+}
+
+// Uninstall removes the registrations first, then the config and the
+// binary: a registration never points at a missing binary.
+func Uninstall(o Options) error {
+	files, err := o.uninstallFiles()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i := len(files) - 1; i >= 0; i-- {
+		p := files[i]
+		if err := os.Remove(o.host(p)); err == nil {
+			o.trace("removed", p)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// uninstallFiles lists the installed paths in install order, without
+// needing the binary or config content.
+func (o *Options) uninstallFiles() ([]string, error) {
+	if !filepath.IsAbs(o.InstallDir) {
+		return nil, fmt.Errorf("install dir %q must be absolute", o.InstallDir)
+	}
+	out := []string{o.binaryPath(), o.configPath()}
+	for _, name := range []string{CreateJSON, PoststopJSON} {
+		for _, dir := range o.HooksDirs {
+			out = append(out, filepath.Join(dir, name))
+		}
+	}
+	// The CRI-O drop-in, if --crio-dropin wrote one, goes first.
+	return append(out, filepath.Join(CRIODropinDir, CRIODropinName)), nil
+}
+
+// Keep installs, then checks every interval and restores what disappeared
+// or changed, until ctx ends. It leaves the hook in place on return unless
+// uninstallOnExit.
+func Keep(ctx context.Context, o Options, interval time.Duration, uninstallOnExit bool) error {
+	files, err := o.files()
+	if err != nil {
+		return err
+	}
+	restore := func() error {
+		for _, f := range files {
+			if err := o.ensure(f); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := restore(); err != nil {
+		return err
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if uninstallOnExit {
+				return Uninstall(o)
+			}
+			return nil
+		case <-t.C:
+			if err := restore(); err != nil && o.Out != nil {
+				fmt.Fprintf(o.Out, "restore: %v\n", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,292 @@
+package install
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containers/common/pkg/hooks"
+
+	"github.com/podhook/podhook/internal/config"
+)
+
+// binary writes a stand-in for the podhook binary: a copy of an executable.
+func binary(t *testing.T, from string) string {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), filepath.Base(from))
+	os.WriteFile(p, b, 0o755)
+	return p
+}
+
+type tracer struct{ ops []string }
+
+func (tr *tracer) trace(op, p string) { tr.ops = append(tr.ops, op+" "+p) }
+
+func options(t *testing.T, tr *tracer) Options {
+	return Options{
+		HostRoot:   t.TempDir(),
+		InstallDir: "/opt/podhook",
+		HooksDirs:  []string{"/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"},
+		Binary:     binary(t, "/bin/true"),
+		Config:     []byte(`{"agent_address":"unix:///run/agent/agent.sock","fail_allow_namespaces":["kube-system","security"]}`),
+		Trace:      tr.trace,
+	}
+}
+
+func TestInstall(t *testing.T) {
+	var tr tracer
+	o := options(t, &tr)
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"wrote /opt/podhook/podhook",
+		"wrote /opt/podhook/podhook-config.json",
+		"wrote /usr/share/containers/oci/hooks.d/podhook.json",
+		"wrote /etc/containers/oci/hooks.d/podhook.json",
+		"wrote /usr/share/containers/oci/hooks.d/podhook-poststop.json",
+		"wrote /etc/containers/oci/hooks.d/podhook-poststop.json",
+	}
+	if !slices.Equal(tr.ops, want) {
+		t.Fatalf("operations\n%q\nwant binary, config, then registrations:\n%q", tr.ops, want)
+	}
+	for path, mode := range map[string]os.FileMode{
+		"/opt/podhook/podhook": 0o755, "/opt/podhook/podhook-config.json": 0o644,
+		"/usr/share/containers/oci/hooks.d/podhook.json": 0o644,
+	} {
+		if fi, err := os.Stat(o.host(path)); err != nil || fi.Mode().Perm() != mode {
+			t.Errorf("%s: %v, %v; want %v", path, fi.Mode(), err, mode)
+		}
+	}
+	if b, _ := os.ReadFile(o.host("/opt/podhook/podhook-config.json")); !bytes.Equal(b, o.Config) {
+		t.Errorf("config %s", b)
+	}
+	// The registrations as CRI-O reads them: containers/common's full reader,
+	// the binary path looked up under the host root.
+	for _, dir := range o.HooksDirs {
+		for _, name := range []string{CreateJSON, PoststopJSON} {
+			b, _ := os.ReadFile(o.host(filepath.Join(dir, name)))
+			tmp := filepath.Join(t.TempDir(), name)
+			os.WriteFile(tmp, bytes.ReplaceAll(b, []byte(`"/opt/podhook/podhook"`), []byte(`"`+o.host("/opt/podhook/podhook")+`"`)), 0o644)
+			h, err := hooks.Read(tmp, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			stage := "createRuntime"
+			if name == PoststopJSON {
+				stage = "poststop"
+			}
+			wantArgs := []string{"podhook", stage, "--config", "/opt/podhook/podhook-config.json"}
+			if !slices.Equal(h.Hook.Args, wantArgs) || !slices.Equal(h.Stages, []string{stage}) || *h.Hook.Timeout != 10 {
+				t.Errorf("%s: %+v", name, h)
+			}
+		}
+	}
+	// No temp file is left behind.
+	filepath.Walk(o.HostRoot, func(p string, fi os.FileInfo, err error) error {
+		if strings.Contains(p, ".podhook-") {
+			t.Errorf("temp file left: %s", p)
+		}
+		return nil
+	})
+
+	// Idempotent: a second run changes nothing.
+	tr.ops = nil
+	before, _ := os.Stat(o.host("/opt/podhook/podhook"))
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.Stat(o.host("/opt/podhook/podhook"))
+	if len(tr.ops) != 0 || !before.ModTime().Equal(after.ModTime()) || !os.SameFile(before, after) {
+		t.Fatalf("second install changed %q", tr.ops)
+	}
+
+	// Uninstall: registrations first, the binary last.
+	tr.ops = nil
+	if err := Uninstall(o); err != nil {
+		t.Fatal(err)
+	}
+	slices.Reverse(want)
+	for i := range want {
+		want[i] = strings.Replace(want[i], "wrote", "removed", 1)
+	}
+	if !slices.Equal(tr.ops, want) {
+		t.Fatalf("uninstall operations\n%q\nwant\n%q", tr.ops, want)
+	}
+	if err := Uninstall(o); err != nil {
+		t.Fatalf("second uninstall: %v", err)
+	}
+}
+
+func TestInstallRefusesInvalidConfig(t *testing.T) {
+	var tr tracer
+	o := options(t, &tr)
+	for _, cfg := range []string{`{"agent_adress":"x"}`, `{"fail_allow_namespace_regex":["("]}`, `{"timeout":"-1s"}`, `not json`} {
+		o.Config = []byte(cfg)
+		if err := Install(o); err == nil {
+			t.Errorf("config %s accepted", cfg)
+		}
+	}
+	if len(tr.ops) != 0 {
+		t.Fatalf("wrote %q with an invalid config", tr.ops)
+	}
+	o.Config = nil
+	if err := Install(o); err != nil {
+		t.Fatalf("empty config (defaults): %v", err)
+	}
+	if c, err := config.ReadFile(o.host("/opt/podhook/podhook-config.json")); err != nil || c.AgentAddress != "" {
+		t.Fatalf("empty config installed as %+v, %v", c, err)
+	}
+}
+
+// TestUpgradeWhileRunning replaces a binary that is executing: rename(2)
+// works where an in-place write fails with ETXTBSY, and the running copy
+// is untouched.
+func TestUpgradeWhileRunning(t *testing.T) {
+	var tr tracer
+	o := options(t, &tr)
+	o.Binary = binary(t, "/bin/sleep")
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	running := exec.Command(o.host("/opt/podhook/podhook"), "5")
+	if err := running.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer running.Process.Kill()
+	o.Binary = binary(t, "/bin/true")
+	if err := Install(o); err != nil {
+		t.Fatalf("upgrade while the old binary runs: %v", err)
+	}
+	if err := exec.Command(o.host("/opt/podhook/podhook")).Run(); err != nil {
+		t.Fatalf("new binary: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { running.Wait(); close(exited) }()
+	select {
+	case <-exited:
+		t.Fatal("the running old binary died during the upgrade")
+	case <-time.After(50 * time.Millisecond):
+	}
+	want, _ := os.ReadFile("/bin/true")
+	if got, _ := os.ReadFile(o.host("/opt/podhook/podhook")); !bytes.Equal(got, want) {
+		t.Fatal("installed binary is not the new one")
+	}
+}
+
+func TestKeep(t *testing.T) {
+	for _, uninstallOnExit := range []bool{false, true} {
+		var tr tracer
+		o := options(t, &tr)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- Keep(ctx, o, 10*time.Millisecond, uninstallOnExit) }()
+		json := o.host("/usr/share/containers/oci/hooks.d/podhook.json")
+		cfg := o.host("/opt/podhook/podhook-config.json")
+		waitFor(t, func() bool { _, err := os.Stat(json); return err == nil })
+		os.Remove(json)
+		os.WriteFile(cfg, []byte(`{"fail_allow_namespaces":["everything"]}`), 0o644)
+		waitFor(t, func() bool {
+			b, _ := os.ReadFile(cfg)
+			_, err := os.Stat(json)
+			return err == nil && bytes.Equal(b, o.Config)
+		})
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		_, err := os.Stat(json)
+		if uninstallOnExit != os.IsNotExist(err) {
+			t.Fatalf("uninstallOnExit=%v: registration present=%v", uninstallOnExit, err == nil)
+		}
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for range 500 {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("condition not reached in 5s")
+}
+
+func TestCRIO(t *testing.T) {
+	write := func(root, path, content string) {
+		os.MkdirAll(filepath.Dir(filepath.Join(root, path)), 0o755)
+		os.WriteFile(filepath.Join(root, path), []byte(content), 0o644)
+	}
+	t.Run("defaults list the default dir", func(t *testing.T) {
+		c, err := ReadCRIOConfig(t.TempDir())
+		if err != nil || c.Found || !c.Lists([]string{DefaultHooksDir}) || c.Lists([]string{"/etc/containers/oci/hooks.d"}) {
+			t.Fatalf("%+v %v", c, err)
+		}
+	})
+	t.Run("drop-ins override in lexical order", func(t *testing.T) {
+		root := t.TempDir()
+		write(root, CRIOConf, "[crio.runtime]\nhooks_dir = [\"/a\"]\n")
+		write(root, CRIODropinDir+"/20-b.conf", "[crio.runtime]\nhooks_dir = [\"/c\"]\n")
+		write(root, CRIODropinDir+"/10-a.conf", "[crio.runtime]\nhooks_dir = [\"/b\"]\n")
+		write(root, CRIODropinDir+"/30-other.conf", "[crio.runtime]\nconmon = \"/usr/bin/conmon\"\n")
+		c, err := ReadCRIOConfig(root)
+		if err != nil || !slices.Equal(c.HooksDirs, []string{"/c"}) || len(c.Files) != 4 {
+			t.Fatalf("%+v %v", c, err)
+		}
+	})
+	t.Run("unparsable config is an error", func(t *testing.T) {
+		root := t.TempDir()
+		write(root, CRIOConf, "[crio.runtime\n")
+		if _, err := ReadCRIOConfig(root); err == nil {
+			t.Fatal("accepted")
+		}
+	})
+	t.Run("warning or drop-in", func(t *testing.T) {
+		var tr tracer
+		o := options(t, &tr)
+		o.HooksDirs = []string{DefaultHooksDir}
+		write(o.HostRoot, CRIOConf, "[crio.runtime]\nhooks_dir = [\"/etc/containers/oci/hooks.d\"]\n")
+		var out bytes.Buffer
+		o.Out = &out
+		if err := Install(o); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), "warning: CRI-O's hooks_dir") {
+			t.Fatalf("no warning: %s", out.String())
+		}
+		if _, err := os.Stat(o.host(CRIODropinDir + "/" + CRIODropinName)); !os.IsNotExist(err) {
+			t.Fatal("drop-in written without --crio-dropin")
+		}
+		o.CRIODropin = true
+		if err := Install(o); err != nil {
+			t.Fatal(err)
+		}
+		c, err := ReadCRIOConfig(o.HostRoot)
+		if err != nil || !slices.Equal(c.HooksDirs, []string{"/etc/containers/oci/hooks.d", DefaultHooksDir}) {
+			t.Fatalf("after the drop-in: %+v %v", c, err)
+		}
+		// Idempotent with the drop-in in place.
+		tr.ops = nil
+		out.Reset()
+		if err := Install(o); err != nil || len(tr.ops) != 0 || out.Len() != 0 {
+			t.Fatalf("second install: %q %q %v", tr.ops, out.String(), err)
+		}
+		if err := Uninstall(o); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(o.host(CRIODropinDir + "/" + CRIODropinName)); !os.IsNotExist(err) {
+			t.Fatal("drop-in left after uninstall")
+		}
+	})
+}
