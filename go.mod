@@ -3,9 +3,9 @@ module github.com/podhook/podhook
 go 1.26.0
 
 require (
-	github.com/BurntSushi/toml v1.6.0
 	github.com/containers/common v0.64.2
 	github.com/opencontainers/runtime-spec v1.3.0
+	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/urfave/cli/v2 v2.27.7
 	golang.org/x/sys v0.49.0
 	google.golang.org/grpc v1.85.0

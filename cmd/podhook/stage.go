@@ -118,7 +118,17 @@ func openLog(cfg config.Config, stderr io.Writer) (*slog.Logger, func()) {
 		w = &reportingWriter{w: f, stderr: stderr}
 		closeFn = func() { f.Close() }
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), closeFn
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: utcTime})), closeFn
+}
+
+// utcTime writes record times in UTC: node logs compare across hosts, and
+// formatting in local time would load the time zone database at every
+// container start.
+func utcTime(groups []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey && len(groups) == 0 {
+		a.Value = slog.TimeValue(a.Value.Time().UTC())
+	}
+	return a
 }
 
 // reportingWriter passes records to the log file and says on stderr when a

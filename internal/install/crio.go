@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/BurntSushi/toml"
+	"github.com/pelletier/go-toml/v2"
 )
 
 // CRI-O's configuration, as read by CRI-O itself: crio.conf, then every
@@ -52,10 +52,13 @@ func ReadCRIOConfig(hostRoot string) (CRIOConfig, error) {
 		files = append(files, filepath.Join(CRIODropinDir, filepath.Base(d)))
 	}
 	for _, f := range files {
-		var cf crioFile
-		_, err := toml.DecodeFile(filepath.Join(hostRoot, f), &cf)
+		b, err := os.ReadFile(filepath.Join(hostRoot, f))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
+		}
+		var cf crioFile
+		if err == nil {
+			err = toml.Unmarshal(b, &cf)
 		}
 		if err != nil {
 			return c, fmt.Errorf("CRI-O config %s: %w", f, err)
