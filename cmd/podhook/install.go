@@ -146,13 +146,20 @@ func uninstallCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "uninstall",
 		Usage: "remove podhook from the host: hooks.d registrations first, then config and binary",
-		Flags: hostFlags(),
+		Flags: append(hostFlags(),
+			&cli.BoolFlag{Name: "wait", Usage: "once done, stay running until SIGTERM (for a DaemonSet whose pods show completion by running)"},
+		),
 		Action: func(c *cli.Context) error {
 			o := hostOptions(c)
 			if err := install.Uninstall(o); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.App.Writer, "podhook uninstalled from %s\n", o.InstallDir)
+			if c.Bool("wait") {
+				ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+				defer stop()
+				<-ctx.Done()
+			}
 			return nil
 		},
 	}

@@ -1,0 +1,175 @@
+package manifests
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/podhook/podhook/internal/config"
+)
+
+const dir = "../../contrib/k8s"
+
+// decode reads one manifest strictly: an unknown or misspelt field fails.
+func decode(t *testing.T, path string, into any) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(b, into); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func TestKustomizationsListEveryManifest(t *testing.T) {
+	for _, k := range []string{"kustomization.yaml", "uninstall/kustomization.yaml"} {
+		var kz struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+			Resources  []string
+			Images     []struct{ Name, NewTag string } `json:"images"`
+		}
+		decode(t, k, &kz)
+		for _, r := range kz.Resources {
+			if _, err := os.Stat(filepath.Join(dir, filepath.Dir(k), r)); err != nil {
+				t.Errorf("%s lists %s: %v", k, r, err)
+			}
+		}
+		if kz.Kind != "Kustomization" || len(kz.Images) != 1 || kz.Images[0].Name != "podhook" {
+			t.Errorf("%s: %+v", k, kz)
+		}
+	}
+}
+
+func TestNamespaceAndConfigMap(t *testing.T) {
+	var ns corev1.Namespace
+	decode(t, "namespace.yaml", &ns)
+	var cm corev1.ConfigMap
+	decode(t, "configmap.yaml", &cm)
+	if cm.Namespace != ns.Name || ns.Name != "podhook" {
+		t.Fatalf("namespace %q, configmap in %q", ns.Name, cm.Namespace)
+	}
+	c, err := config.Parse([]byte(cm.Data[config.FileName]))
+	if err != nil {
+		t.Fatalf("ConfigMap's %s: %v", config.FileName, err)
+	}
+	if err := config.Defaults().Merge(c).Validate(true); err != nil {
+		t.Fatal(err)
+	}
+	// The agent's namespace and this DaemonSet's are always allowed to
+	// fail open: neither may deadlock waiting for the agent.
+	policy := config.Defaults().Merge(c).Policy()
+	for _, must := range []string{"kube-system", ns.Name, c.AgentNamespace} {
+		if m, _ := policy.Match(must); m == "" {
+			t.Errorf("namespace %q is not allowed to fail open", must)
+		}
+	}
+}
+
+func podSpecChecks(t *testing.T, name string, ds appsv1.DaemonSet) {
+	t.Helper()
+	spec := ds.Spec.Template.Spec
+	if !slices.ContainsFunc(spec.Tolerations, func(tl corev1.Toleration) bool {
+		return tl.Operator == corev1.TolerationOpExists && tl.Key == "" && tl.Effect == ""
+	}) {
+		t.Errorf("%s: no toleration for every taint", name)
+	}
+	if spec.PriorityClassName != "system-node-critical" || spec.HostNetwork || spec.HostPID {
+		t.Errorf("%s: priority %q, hostNetwork %v, hostPID %v", name, spec.PriorityClassName, spec.HostNetwork, spec.HostPID)
+	}
+	if ds.Spec.Selector.MatchLabels["app.kubernetes.io/name"] != ds.Spec.Template.Labels["app.kubernetes.io/name"] {
+		t.Errorf("%s: selector does not match the template", name)
+	}
+	volumes := map[string]corev1.Volume{}
+	for _, v := range spec.Volumes {
+		volumes[v.Name] = v
+		if v.HostPath != nil && (v.HostPath.Type == nil || *v.HostPath.Type == "") {
+			t.Errorf("%s: hostPath volume %s has no explicit type", name, v.Name)
+		}
+	}
+	for _, c := range append(slices.Clone(spec.InitContainers), spec.Containers...) {
+		sc := c.SecurityContext
+		if sc == nil || sc.Privileged == nil || *sc.Privileged || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+			sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0 {
+			t.Errorf("%s/%s: security context not minimal: %+v", name, c.Name, sc)
+		}
+		if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+			t.Errorf("%s/%s: resources %+v", name, c.Name, c.Resources)
+		}
+		args := strings.Join(c.Args, " ")
+		// Every host path the container is told about is mounted from
+		// the same host path under --host-root.
+		for _, flag := range []string{"--install-dir=", "--hooks-dir="} {
+			i := strings.Index(args, flag)
+			if i < 0 {
+				t.Errorf("%s/%s: no %s in %q", name, c.Name, flag, args)
+				continue
+			}
+			hostPath := strings.Fields(args[i+len(flag):])[0]
+			if !slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+				v := volumes[m.Name]
+				return m.MountPath == "/host"+hostPath && v.HostPath != nil && v.HostPath.Path == hostPath
+			}) {
+				t.Errorf("%s/%s: %s%s is not mounted from the host at /host%s", name, c.Name, flag, hostPath, hostPath)
+			}
+		}
+		if !strings.Contains(args, "--host-root=/host") {
+			t.Errorf("%s/%s: args %q lack --host-root=/host", name, c.Name, args)
+		}
+	}
+}
+
+func TestDaemonSet(t *testing.T) {
+	var ds appsv1.DaemonSet
+	decode(t, "daemonset.yaml", &ds)
+	podSpecChecks(t, "daemonset", ds)
+	spec := ds.Spec.Template.Spec
+	if len(spec.InitContainers) != 1 || len(spec.Containers) != 1 {
+		t.Fatalf("want one init container (install) and one container (keep): %d, %d", len(spec.InitContainers), len(spec.Containers))
+	}
+	install, keep := spec.InitContainers[0], spec.Containers[0]
+	if install.Args[0] != "install" || slices.Contains(install.Args, "--keep") {
+		t.Errorf("init container args %q", install.Args)
+	}
+	if keep.Args[0] != "install" || !slices.Contains(keep.Args, "--keep") || slices.Contains(keep.Args, "--uninstall-on-exit") {
+		t.Errorf("keep container args %q: it must keep, and leave the hook in place when it stops", keep.Args)
+	}
+	if !slices.Contains(install.Args, "--config-from=/etc/podhook/podhook-config.json") {
+		t.Errorf("install does not read the ConfigMap: %q", install.Args)
+	}
+	ru := ds.Spec.UpdateStrategy.RollingUpdate
+	if ds.Spec.UpdateStrategy.Type != appsv1.RollingUpdateDaemonSetStrategyType || ru == nil || ru.MaxSurge == nil || ru.MaxSurge.IntValue() != 0 {
+		t.Errorf("update strategy %+v: want a rolling update without surge", ds.Spec.UpdateStrategy)
+	}
+	var cm bool
+	for _, v := range spec.Volumes {
+		if v.ConfigMap != nil && v.ConfigMap.Name == "podhook-config" {
+			cm = true
+		}
+	}
+	if !cm {
+		t.Error("the ConfigMap is not mounted")
+	}
+}
+
+func TestUninstallDaemonSet(t *testing.T) {
+	var ds appsv1.DaemonSet
+	decode(t, "uninstall/daemonset.yaml", &ds)
+	podSpecChecks(t, "uninstall", ds)
+	c := ds.Spec.Template.Spec.Containers[0]
+	if c.Args[0] != "uninstall" || !slices.Contains(c.Args, "--wait") {
+		t.Errorf("args %q", c.Args)
+	}
+	b, _ := json.Marshal(ds)
+	if strings.Contains(string(b), "configMap") {
+		t.Error("the uninstall DaemonSet needs no ConfigMap")
+	}
+}
