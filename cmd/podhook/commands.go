@@ -12,6 +12,7 @@ import (
 
 	"github.com/podhook/podhook/agentclient"
 	"github.com/podhook/podhook/internal/config"
+	"github.com/podhook/podhook/internal/install"
 )
 
 func checkCommand(flags []cli.Flag) *cli.Command {
@@ -42,10 +43,22 @@ func checkCommand(flags []cli.Flag) *cli.Command {
 func validateCommand(flags []cli.Flag) *cli.Command {
 	return &cli.Command{
 		Name:      "validate",
-		Usage:     "check a config file (default: the one next to the binary) and the settings given by flags and environment",
+		Usage:     "check a config file (default: the one next to the binary), the settings from flags and environment, and podhook's registrations in --hooks-dir",
 		ArgsUsage: " ",
-		Flags:     flags,
+		Flags: append(flags[:len(flags):len(flags)],
+			&cli.StringSliceFlag{Name: flagHooksDir, Usage: "also check podhook's registrations in this hooks.d directory (repeatable)"},
+			&cli.StringFlag{Name: flagHostRoot, Value: "/", Usage: "the host's / when checking from a container"},
+		),
 		Action: func(c *cli.Context) error {
+			for _, dir := range c.StringSlice(flagHooksDir) {
+				checked, err := install.CheckRegistrations(c.String(flagHostRoot), dir)
+				if err != nil {
+					return err
+				}
+				for _, f := range checked {
+					fmt.Fprintf(c.App.Writer, "registration valid: %s\n", f)
+				}
+			}
 			path := c.String(flagConfig)
 			if !c.IsSet(flagConfig) {
 				path = config.DefaultFile()

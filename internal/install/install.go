@@ -242,8 +242,26 @@ func (o *Options) checkRegistration(path string) error {
 	if err != nil {
 		return err
 	}
-	h.Hook.Path = o.host(h.Hook.Path)
+	if filepath.IsAbs(h.Hook.Path) {
+		h.Hook.Path = o.host(h.Hook.Path)
+	}
 	return h.Validate(nil)
+}
+
+// CheckRegistrations validates podhook's registrations in a hooks dir (as
+// the host sees it) the way the runtimes will: the schema reader, the
+// validation, and the binary they name, looked up under hostRoot.
+func CheckRegistrations(hostRoot, dir string) ([]string, error) {
+	o := Options{HostRoot: hostRoot}
+	var checked []string
+	for _, name := range []string{CreateJSON, PoststopJSON} {
+		p := filepath.Join(dir, name)
+		if err := o.checkRegistration(o.host(p)); err != nil {
+			return checked, fmt.Errorf("%s: %w", p, err)
+		}
+		checked = append(checked, p)
+	}
+	return checked, nil
 }
 
 func same(path string, content []byte, mode os.FileMode) bool {

@@ -1,0 +1,41 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestInstallThenValidate installs with the real binary into a temp host
+// root, and validates the result the way an operator would.
+func TestInstallThenValidate(t *testing.T) {
+	root := t.TempDir()
+	r := runHook(t, nil, "install", "--host-root", root, "--agent-namespace", "security")
+	if r.code != 0 || !strings.Contains(r.stdout, "podhook installed in /opt/podhook") {
+		t.Fatalf("install: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	installed, _ := os.ReadFile(filepath.Join(root, "opt/podhook/podhook"))
+	self, _ := os.ReadFile(podhook)
+	if len(installed) == 0 || string(installed) != string(self) {
+		t.Fatal("the installed binary is not the running one")
+	}
+	hooksDir := "/usr/share/containers/oci/hooks.d"
+	validate := func() result {
+		return runHook(t, nil, "validate", "--config", filepath.Join(root, "opt/podhook/podhook-config.json"),
+			"--host-root", root, "--hooks-dir", hooksDir)
+	}
+	if r := validate(); r.code != 0 || strings.Count(r.stdout, "registration valid") != 2 || !strings.Contains(r.stdout, "configuration valid") {
+		t.Fatalf("validate: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	os.WriteFile(filepath.Join(root, hooksDir, "podhook.json"), []byte(`{"version":"1.0.0","hook":{},"when":{"always":true},"stages":["createRuntime"]}`), 0o644)
+	if r := validate(); r.code != 1 || !strings.Contains(oneLine(t, r.stderr), "hook.path") {
+		t.Fatalf("broken registration: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := runHook(t, nil, "uninstall", "--host-root", root); r.code != 0 {
+		t.Fatalf("uninstall: %q", r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(root, "opt/podhook/podhook")); !os.IsNotExist(err) {
+		t.Fatal("binary left after uninstall")
+	}
+}
