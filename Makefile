@@ -25,9 +25,10 @@ FUZZ_TARGETS := ./hook:FuzzParseState ./hook:FuzzParseSpec ./hook:FuzzAnnotation
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-build: ## static podhook and podhook-agent in bin/
+build: ## static podhook, podhook-agent and podhook-nri in bin/
 	CGO_ENABLED=0 $(GO) build -tags $(GOTAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/podhook ./cmd/podhook
 	CGO_ENABLED=0 $(GO) build -tags $(GOTAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/podhook-agent ./cmd/podhook-agent
+	CGO_ENABLED=0 $(GO) build -tags $(GOTAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/podhook-nri ./cmd/podhook-nri
 
 test: lint check-generate unit fuzz ## everything: lint, generated code unchanged, unit and integration tests with -race, fuzzing
 

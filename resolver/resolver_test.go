@@ -41,7 +41,7 @@ func containerd(extra map[string]string) map[string]string {
 		"io.kubernetes.cri.sandbox-uid":       uid,
 		"io.kubernetes.cri.sandbox-id":        "abcd",
 		"io.kubernetes.cri.container-name":    "web",
-		"io.kubernetes.cri.image-name":        "docker.example/web:1",
+		"io.kubernetes.cri.image-name":        "localhost/web:1",
 	}
 	for k, v := range extra {
 		a[k] = v

@@ -42,6 +42,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, start time.Time) *cli.App
 		hooksJSONCommand(),
 		installCommand(),
 		uninstallCommand(),
+		setupCommand(),
 		checkCommand(flags),
 		validateCommand(flags),
 		versionCommand(),

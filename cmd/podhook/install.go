@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -65,6 +66,7 @@ func installCommand() *cli.Command {
 			&cli.StringFlag{Name: flagBinary, Usage: "podhook binary to install", DefaultText: "this binary"},
 			&cli.StringFlag{Name: flagConfigFrom, EnvVars: env(flagConfigFrom), Usage: "config file to install (e.g. a mounted ConfigMap); the settings flags override it"},
 			&cli.IntFlag{Name: flagHookTimeout, Value: hooksd.DefaultTimeout, Usage: "the runtimes' timeout for the hook, seconds"},
+			&cli.StringFlag{Name: "interface", Value: "oci-hooks", Usage: "oci-hooks: register in hooks.d (CRI-O, podman); nri: binary and config only, for podhook-nri (containerd)"},
 			&cli.BoolFlag{Name: flagCRIODropin, EnvVars: env(flagCRIODropin), Usage: "when CRI-O's hooks_dir lists none of the hooks dirs, add them with a drop-in"},
 			&cli.BoolFlag{Name: flagCheckAgent, Usage: "probe the agent through the installed address and warn when it does not answer"},
 			&cli.BoolFlag{Name: flagKeep, EnvVars: env(flagKeep), Usage: "stay running, restoring files that disappear or change, until SIGTERM"},
@@ -74,6 +76,13 @@ func installCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			o := hostOptions(c)
 			o.HookTimeout = c.Int(flagHookTimeout)
+			switch c.String("interface") {
+			case "oci-hooks":
+			case "nri":
+				o.NRI = true
+			default:
+				return fmt.Errorf("--interface %q: want oci-hooks or nri", c.String("interface"))
+			}
 			o.CRIODropin = c.Bool(flagCRIODropin)
 			o.Binary = c.String(flagBinary)
 			if o.Binary == "" {
@@ -97,7 +106,11 @@ func installCommand() *cli.Command {
 			if err := install.Install(o); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.App.Writer, "podhook installed in %s, registered in %q\n", o.InstallDir, o.HooksDirs)
+			if o.NRI {
+				fmt.Fprintf(c.App.Writer, "podhook installed in %s for NRI; run podhook-nri --hook-path %s\n", o.InstallDir, filepath.Join(o.InstallDir, install.BinaryName))
+			} else {
+				fmt.Fprintf(c.App.Writer, "podhook installed in %s, registered in %q\n", o.InstallDir, o.HooksDirs)
+			}
 			if c.Bool(flagCheckAgent) {
 				checkInstalledAgent(c, cfg)
 			}

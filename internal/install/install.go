@@ -12,14 +12,16 @@ import (
 
 	current "github.com/containers/common/pkg/hooks/1.0.0"
 
+	"github.com/podhook/podhook/internal/atomicfile"
 	"github.com/podhook/podhook/internal/config"
 	"github.com/podhook/podhook/internal/hooksd"
+	"github.com/podhook/podhook/internal/runtimeconf"
 )
 
 // Defaults for the host paths.
 const (
 	DefaultInstallDir = "/opt/podhook"
-	DefaultHooksDir   = "/usr/share/containers/oci/hooks.d"
+	DefaultHooksDir   = runtimeconf.CRIODefaultHooksDir
 )
 
 // Options say where podhook goes on the host. Every path is as the host
@@ -36,6 +38,9 @@ type Options struct {
 	// CRIODropin writes a CRI-O drop-in adding the hooks dirs when CRI-O's
 	// hooks_dir lists none of them; otherwise that is only a warning.
 	CRIODropin bool
+	// NRI installs for the NRI plugin (podhook-nri) instead of hooks.d: the
+	// binary and its config, no registrations.
+	NRI bool
 	// Trace, when set, is told every change made, in order.
 	Trace func(op, hostPath string)
 	// Out receives one line per change and warning.
@@ -79,7 +84,7 @@ func (o *Options) files() ([]file, error) {
 	if !filepath.IsAbs(o.InstallDir) {
 		return nil, fmt.Errorf("install dir %q must be absolute", o.InstallDir)
 	}
-	if len(o.HooksDirs) == 0 {
+	if len(o.HooksDirs) == 0 && !o.NRI {
 		return nil, errors.New("no hooks dir")
 	}
 	bin, err := os.ReadFile(o.Binary)
@@ -93,6 +98,9 @@ func (o *Options) files() ([]file, error) {
 	out := []file{
 		{hostPath: o.binaryPath(), content: bin, mode: 0o755},
 		{hostPath: o.configPath(), content: cfg, mode: 0o644},
+	}
+	if o.NRI {
+		return out, nil
 	}
 	for _, stage := range []string{"createRuntime", "poststop"} {
 		h, err := hooksd.Registration(hooksd.Options{
@@ -149,13 +157,16 @@ func Install(o Options) error {
 			return err
 		}
 	}
+	if o.NRI {
+		return nil
+	}
 	return o.checkCRIO()
 }
 
 // checkCRIO warns when CRI-O's effective hooks_dir lists none of the hooks
 // dirs, or with CRIODropin writes a drop-in that adds them.
 func (o *Options) checkCRIO() error {
-	c, err := ReadCRIOConfig(o.HostRoot)
+	c, err := runtimeconf.ReadCRIOConfig(o.HostRoot)
 	if err != nil {
 		return err
 	}
@@ -167,14 +178,14 @@ func (o *Options) checkCRIO() error {
 			c.HooksDirs, describe(c), o.HooksDirs)
 		return nil
 	}
-	if err := o.ensure(file{hostPath: filepath.Join(CRIODropinDir, CRIODropinName), content: c.Dropin(o.HooksDirs), mode: 0o644}); err != nil {
+	if err := o.ensure(file{hostPath: filepath.Join(runtimeconf.CRIODropinDir, runtimeconf.CRIODropinName), content: c.Dropin(o.HooksDirs), mode: 0o644}); err != nil {
 		return err
 	}
-	o.warn("note: added %q to CRI-O's hooks_dir in %s; restart CRI-O to apply", o.HooksDirs, filepath.Join(CRIODropinDir, CRIODropinName))
+	o.warn("note: added %q to CRI-O's hooks_dir in %s; restart CRI-O to apply", o.HooksDirs, filepath.Join(runtimeconf.CRIODropinDir, runtimeconf.CRIODropinName))
 	return nil
 }
 
-func describe(c CRIOConfig) string {
+func describe(c runtimeconf.CRIOConfig) string {
 	if !c.Found {
 		return "CRI-O's defaults: no crio.conf under the host root"
 	}
@@ -193,38 +204,16 @@ func (o *Options) ensure(f file) error {
 	if same(target, f.content, f.mode) {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-		return err
-	}
-	// The temp name does not end in .json, so a runtime watching hooks.d
-	// never reads a half-written registration; rename(2) replaces a busy
-	// binary where an in-place write would fail with ETXTBSY.
-	tmp, err := os.CreateTemp(filepath.Dir(target), ".podhook-*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(f.content); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(f.mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
+	var check func(string) error
 	if f.registration {
-		if err := o.checkRegistration(tmp.Name()); err != nil {
-			return fmt.Errorf("%s: %w", f.hostPath, err)
+		check = func(tmp string) error {
+			if err := o.checkRegistration(tmp); err != nil {
+				return fmt.Errorf("%s: %w", f.hostPath, err)
+			}
+			return nil
 		}
 	}
-	if err := os.Rename(tmp.Name(), target); err != nil {
+	if err := atomicfile.Write(target, f.content, f.mode, check); err != nil {
 		return err
 	}
 	o.trace("wrote", f.hostPath)
@@ -305,7 +294,7 @@ func (o *Options) uninstallFiles() ([]string, error) {
 		}
 	}
 	// The CRI-O drop-in, if --crio-dropin wrote one, goes first.
-	return append(out, filepath.Join(CRIODropinDir, CRIODropinName)), nil
+	return append(out, filepath.Join(runtimeconf.CRIODropinDir, runtimeconf.CRIODropinName)), nil
 }
 
 // Keep installs, then checks every interval and restores what disappeared

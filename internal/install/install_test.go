@@ -14,6 +14,7 @@ import (
 	"github.com/containers/common/pkg/hooks"
 
 	"github.com/podhook/podhook/internal/config"
+	"github.com/podhook/podhook/internal/runtimeconf"
 )
 
 // binary writes a stand-in for the podhook binary: a copy of an executable.
@@ -228,65 +229,53 @@ func TestCRIO(t *testing.T) {
 		os.MkdirAll(filepath.Dir(filepath.Join(root, path)), 0o755)
 		os.WriteFile(filepath.Join(root, path), []byte(content), 0o644)
 	}
-	t.Run("defaults list the default dir", func(t *testing.T) {
-		c, err := ReadCRIOConfig(t.TempDir())
-		if err != nil || c.Found || !c.Lists([]string{DefaultHooksDir}) || c.Lists([]string{"/etc/containers/oci/hooks.d"}) {
-			t.Fatalf("%+v %v", c, err)
-		}
-	})
-	t.Run("drop-ins override in lexical order", func(t *testing.T) {
-		root := t.TempDir()
-		write(root, CRIOConf, "[crio.runtime]\nhooks_dir = [\"/a\"]\n")
-		write(root, CRIODropinDir+"/20-b.conf", "[crio.runtime]\nhooks_dir = [\"/c\"]\n")
-		write(root, CRIODropinDir+"/10-a.conf", "[crio.runtime]\nhooks_dir = [\"/b\"]\n")
-		write(root, CRIODropinDir+"/30-other.conf", "[crio.runtime]\nconmon = \"/usr/bin/conmon\"\n")
-		c, err := ReadCRIOConfig(root)
-		if err != nil || !slices.Equal(c.HooksDirs, []string{"/c"}) || len(c.Files) != 4 {
-			t.Fatalf("%+v %v", c, err)
-		}
-	})
-	t.Run("unparsable config is an error", func(t *testing.T) {
-		root := t.TempDir()
-		write(root, CRIOConf, "[crio.runtime\n")
-		if _, err := ReadCRIOConfig(root); err == nil {
-			t.Fatal("accepted")
-		}
-	})
-	t.Run("warning or drop-in", func(t *testing.T) {
-		var tr tracer
-		o := options(t, &tr)
-		o.HooksDirs = []string{DefaultHooksDir}
-		write(o.HostRoot, CRIOConf, "[crio.runtime]\nhooks_dir = [\"/etc/containers/oci/hooks.d\"]\n")
-		var out bytes.Buffer
-		o.Out = &out
-		if err := Install(o); err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(out.String(), "warning: CRI-O's hooks_dir") {
-			t.Fatalf("no warning: %s", out.String())
-		}
-		if _, err := os.Stat(o.host(CRIODropinDir + "/" + CRIODropinName)); !os.IsNotExist(err) {
-			t.Fatal("drop-in written without --crio-dropin")
-		}
-		o.CRIODropin = true
-		if err := Install(o); err != nil {
-			t.Fatal(err)
-		}
-		c, err := ReadCRIOConfig(o.HostRoot)
-		if err != nil || !slices.Equal(c.HooksDirs, []string{"/etc/containers/oci/hooks.d", DefaultHooksDir}) {
-			t.Fatalf("after the drop-in: %+v %v", c, err)
-		}
-		// Idempotent with the drop-in in place.
-		tr.ops = nil
-		out.Reset()
-		if err := Install(o); err != nil || len(tr.ops) != 0 || out.Len() != 0 {
-			t.Fatalf("second install: %q %q %v", tr.ops, out.String(), err)
-		}
-		if err := Uninstall(o); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := os.Stat(o.host(CRIODropinDir + "/" + CRIODropinName)); !os.IsNotExist(err) {
-			t.Fatal("drop-in left after uninstall")
-		}
-	})
+	dropin := runtimeconf.CRIODropinDir + "/" + runtimeconf.CRIODropinName
+	var tr tracer
+	o := options(t, &tr)
+	o.HooksDirs = []string{DefaultHooksDir}
+	write(o.HostRoot, runtimeconf.CRIOConf, "[crio.runtime]\nhooks_dir = [\"/etc/containers/oci/hooks.d\"]\n")
+	var out bytes.Buffer
+	o.Out = &out
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "warning: CRI-O's hooks_dir") {
+		t.Fatalf("no warning: %s", out.String())
+	}
+	if _, err := os.Stat(o.host(dropin)); !os.IsNotExist(err) {
+		t.Fatal("drop-in written without --crio-dropin")
+	}
+	o.CRIODropin = true
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	c, err := runtimeconf.ReadCRIOConfig(o.HostRoot)
+	if err != nil || !slices.Equal(c.HooksDirs, []string{"/etc/containers/oci/hooks.d", DefaultHooksDir}) {
+		t.Fatalf("after the drop-in: %+v %v", c, err)
+	}
+	// Idempotent with the drop-in in place.
+	tr.ops = nil
+	out.Reset()
+	if err := Install(o); err != nil || len(tr.ops) != 0 || out.Len() != 0 {
+		t.Fatalf("second install: %q %q %v", tr.ops, out.String(), err)
+	}
+	if err := Uninstall(o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(o.host(dropin)); !os.IsNotExist(err) {
+		t.Fatal("drop-in left after uninstall")
+	}
+}
+
+func TestInstallNRI(t *testing.T) {
+	var tr tracer
+	o := options(t, &tr)
+	o.NRI = true
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"wrote /opt/podhook/podhook", "wrote /opt/podhook/podhook-config.json"}
+	if !slices.Equal(tr.ops, want) {
+		t.Fatalf("NRI install wrote %q, want only the binary and config", tr.ops)
+	}
 }

@@ -53,7 +53,8 @@ func setup() error {
 		return err
 	}
 	podhook, agentBin = filepath.Join(dir, "podhook"), filepath.Join(dir, "podhook-agent")
-	for bin, pkg := range map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent"} {
+	// podhook-nri too: the image holds it.
+	for bin, pkg := range map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent", filepath.Join(dir, "podhook-nri"): "../../cmd/podhook-nri"} {
 		cmd := exec.Command("go", "build", "-tags", "urfave_cli_no_docs,grpcnotrace", "-o", bin, pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -30,7 +30,7 @@ func decode(t *testing.T, path string, into any) {
 }
 
 func TestKustomizationsListEveryManifest(t *testing.T) {
-	for _, k := range []string{"kustomization.yaml", "uninstall/kustomization.yaml"} {
+	for _, k := range []string{"kustomization.yaml", "uninstall/kustomization.yaml", "nri/kustomization.yaml"} {
 		var kz struct {
 			APIVersion string `json:"apiVersion"`
 			Kind       string `json:"kind"`
@@ -105,11 +105,17 @@ func podSpecChecks(t *testing.T, name string, ds appsv1.DaemonSet) {
 			t.Errorf("%s/%s: resources %+v", name, c.Name, c.Resources)
 		}
 		args := strings.Join(c.Args, " ")
+		if c.Args[0] != "install" && c.Args[0] != "uninstall" {
+			continue
+		}
 		// Every host path the container is told about is mounted from
 		// the same host path under --host-root.
 		for _, flag := range []string{"--install-dir=", "--hooks-dir="} {
 			i := strings.Index(args, flag)
 			if i < 0 {
+				if flag == "--hooks-dir=" && slices.Contains(c.Args, "--interface=nri") {
+					continue
+				}
 				t.Errorf("%s/%s: no %s in %q", name, c.Name, flag, args)
 				continue
 			}
@@ -171,5 +177,44 @@ func TestUninstallDaemonSet(t *testing.T) {
 	b, _ := json.Marshal(ds)
 	if strings.Contains(string(b), "configMap") {
 		t.Error("the uninstall DaemonSet needs no ConfigMap")
+	}
+}
+
+func TestNRIDaemonSet(t *testing.T) {
+	var ds appsv1.DaemonSet
+	decode(t, "nri/daemonset.yaml", &ds)
+	podSpecChecks(t, "nri", ds)
+	spec := ds.Spec.Template.Spec
+	if len(spec.InitContainers) != 1 || !slices.Contains(spec.InitContainers[0].Args, "--interface=nri") {
+		t.Fatalf("init container %+v", spec.InitContainers)
+	}
+	var plugin *corev1.Container
+	for i, c := range spec.Containers {
+		if c.Name == "nri-plugin" {
+			plugin = &spec.Containers[i]
+		}
+		if c.Name == "keep" && (!slices.Contains(c.Args, "--keep") || !slices.Contains(c.Args, "--interface=nri")) {
+			t.Errorf("keep container args %q", c.Args)
+		}
+	}
+	if plugin == nil || !slices.Equal(plugin.Command, []string{"/podhook-nri"}) {
+		t.Fatalf("no nri-plugin container running /podhook-nri: %+v", spec.Containers)
+	}
+	args := strings.Join(plugin.Args, " ")
+	for _, want := range []string{"--hook-path=/opt/podhook/podhook", "--config=/opt/podhook/podhook-config.json"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("plugin args %q lack %s", args, want)
+		}
+	}
+	socket := strings.TrimPrefix(plugin.Args[slices.IndexFunc(plugin.Args, func(a string) bool { return strings.HasPrefix(a, "--socket=") })], "--socket=")
+	volumes := map[string]corev1.Volume{}
+	for _, v := range spec.Volumes {
+		volumes[v.Name] = v
+	}
+	if !slices.ContainsFunc(plugin.VolumeMounts, func(m corev1.VolumeMount) bool {
+		v := volumes[m.Name].HostPath
+		return m.MountPath == socket && v != nil && v.Path == socket && v.Type != nil && *v.Type == corev1.HostPathSocket
+	}) {
+		t.Errorf("the NRI socket %s is not mounted from a hostPath of type Socket", socket)
 	}
 }

@@ -1,4 +1,4 @@
-package install
+package runtimeconf
 
 import (
 	"errors"
@@ -17,10 +17,11 @@ import (
 // crio.conf.d/*.conf in lexical order, a later file's value replacing an
 // earlier one (arrays are replaced, not merged).
 const (
-	CRIOConf        = "/etc/crio/crio.conf"
-	CRIODropinDir   = "/etc/crio/crio.conf.d"
-	CRIODropinName  = "99-podhook.conf"
-	crioDefaultHook = DefaultHooksDir
+	CRIOConf       = "/etc/crio/crio.conf"
+	CRIODropinDir  = "/etc/crio/crio.conf.d"
+	CRIODropinName = "99-podhook.conf"
+	// CRIODefaultHooksDir is CRI-O's hooks_dir when nothing sets it.
+	CRIODefaultHooksDir = "/usr/share/containers/oci/hooks.d"
 )
 
 // CRIOConfig is CRI-O's effective hooks_dir.
@@ -28,7 +29,7 @@ type CRIOConfig struct {
 	// Found is false when no CRI-O configuration file exists under the
 	// host root (CRI-O is not installed, or runs on its defaults).
 	Found bool
-	// HooksDirs is the effective hooks_dir ([DefaultHooksDir] when unset).
+	// HooksDirs is the effective hooks_dir (CRIODefaultHooksDir when unset).
 	HooksDirs []string
 	// Files are the files read, in order.
 	Files []string
@@ -44,7 +45,7 @@ type crioFile struct {
 
 // ReadCRIOConfig reads CRI-O's configuration under hostRoot.
 func ReadCRIOConfig(hostRoot string) (CRIOConfig, error) {
-	c := CRIOConfig{HooksDirs: []string{crioDefaultHook}}
+	c := CRIOConfig{HooksDirs: []string{CRIODefaultHooksDir}}
 	files := []string{CRIOConf}
 	dropins, _ := filepath.Glob(filepath.Join(hostRoot, CRIODropinDir, "*.conf"))
 	sort.Strings(dropins)
@@ -61,7 +62,7 @@ func ReadCRIOConfig(hostRoot string) (CRIOConfig, error) {
 			err = toml.Unmarshal(b, &cf)
 		}
 		if err != nil {
-			return c, fmt.Errorf("CRI-O config %s: %w", f, err)
+			return c, fmt.Errorf("%w: CRI-O config %s: %w", ErrUnsupported, f, err)
 		}
 		c.Found = true
 		c.Files = append(c.Files, f)
@@ -95,7 +96,36 @@ func (c CRIOConfig) Dropin(dirs []string) []byte {
 	for i, d := range all {
 		quoted[i] = strconv.Quote(d)
 	}
-	return []byte("# Written by podhook install: CRI-O's hooks_dir with podhook's added.\n" +
+	return []byte("# Written by podhook: CRI-O's hooks_dir with podhook's added.\n" +
 		"# CRI-O reads hooks_dir at start: restart CRI-O for a change to apply.\n" +
 		"[crio.runtime]\nhooks_dir = [" + strings.Join(quoted, ", ") + "]\n")
+}
+
+// Patch is a change to one file under a host root: its path as the host
+// sees it, and its content before (nil when absent) and after.
+type Patch struct {
+	Path          string
+	Before, After []byte
+}
+
+// AddHooksDir returns the CRI-O drop-in (CRIODropinDir/CRIODropinName) that
+// makes CRI-O's effective hooks_dir list dirs while keeping what it lists.
+// When CRI-O already lists one of them, After equals Before: nothing to do.
+func AddHooksDir(hostRoot string, dirs []string) (Patch, error) {
+	p := Patch{Path: filepath.Join(CRIODropinDir, CRIODropinName)}
+	if b, err := os.ReadFile(filepath.Join(hostRoot, p.Path)); err == nil {
+		p.Before = b
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return p, err
+	}
+	c, err := ReadCRIOConfig(hostRoot)
+	if err != nil {
+		return p, err
+	}
+	if c.Lists(dirs) {
+		p.After = p.Before
+		return p, nil
+	}
+	p.After = c.Dropin(dirs)
+	return p, nil
 }

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/podhook/podhook/internal/hooksd"
+	"github.com/podhook/podhook/internal/nriplugin"
+)
+
+var version = "dev"
+
+func main() {
+	if err := newApp(os.Stdout).Run(os.Args); err != nil {
+		fmt.Fprintf(os.Stderr, "podhook-nri: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func newApp(stdout io.Writer) *cli.App {
+	return &cli.App{
+		Name:           "podhook-nri",
+		Usage:          "NRI plugin that adds podhook's hooks to every container (containerd, CRI-O with NRI)",
+		Version:        version,
+		Writer:         stdout,
+		ExitErrHandler: func(*cli.Context, error) {},
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "socket", Value: nriplugin.DefaultSocketPath, EnvVars: []string{"PODHOOK_NRI_SOCKET"}, Usage: "the runtime's NRI socket"},
+			&cli.StringFlag{Name: "hook-path", Value: hooksd.DefaultPath, Usage: "the installed podhook binary, as the runtime sees it"},
+			&cli.StringFlag{Name: "config", Value: "/opt/podhook/podhook-config.json", Usage: `the hook's config file, passed as --config ("" for none)`},
+			&cli.IntFlag{Name: "hook-timeout", Value: hooksd.DefaultTimeout, Usage: "the runtime's timeout for the hook, seconds"},
+			&cli.StringFlag{Name: "plugin-name", Value: "podhook", Usage: "NRI plugin name"},
+			&cli.StringFlag{Name: "plugin-index", Value: "10", Usage: "NRI plugin index (order among plugins)"},
+			&cli.StringFlag{Name: "log-file", Value: "-", Usage: `JSON-lines log; "-" for stdout`},
+		},
+		Action: func(c *cli.Context) error {
+			w := c.App.Writer
+			if p := c.String("log-file"); p != "-" {
+				f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0o600)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				w = f
+			}
+			var args []string
+			if cfg := c.String("config"); cfg != "" {
+				args = []string{"--config", cfg}
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return nriplugin.Run(ctx, nriplugin.Options{
+				SocketPath: c.String("socket"),
+				Name:       c.String("plugin-name"),
+				Index:      c.String("plugin-index"),
+				Hook:       hooksd.Options{Path: c.String("hook-path"), Args: args, Timeout: c.Int("hook-timeout")},
+				Log:        slog.New(slog.NewJSONHandler(w, nil)),
+			})
+		},
+	}
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/podhook/podhook/internal/atomicfile"
+	"github.com/podhook/podhook/internal/install"
+	"github.com/podhook/podhook/internal/runtimeconf"
+)
+
+func setupCommand() *cli.Command {
+	dryRun := &cli.BoolFlag{Name: "dry-run", Usage: "print the diff, write nothing"}
+	return &cli.Command{
+		Name:  "setup",
+		Usage: "patch a container runtime's configuration for podhook",
+		Subcommands: []*cli.Command{{
+			Name:  "patch-containerd-conf",
+			Usage: "patch containerd's config.toml",
+			Subcommands: []*cli.Command{{
+				Name:  "enable-nri",
+				Usage: "enable NRI and external plugin connections, keeping every other line; prints a diff",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "config-file", Value: "/etc/containerd/config.toml", Usage: "containerd's config.toml (absent: a new file)"},
+					&cli.StringFlag{Name: "output", Usage: "write the result here instead of replacing --config-file"},
+					&cli.StringFlag{Name: "socket-path", Usage: "NRI socket (default: the file's, else /var/run/nri/nri.sock)"},
+					&cli.StringFlag{Name: "plugin-registration-timeout", Usage: "default 5s"},
+					&cli.StringFlag{Name: "plugin-request-timeout", Usage: "default 2s"},
+					dryRun,
+				},
+				Action: func(c *cli.Context) error {
+					in, mode, err := readOptional(c.String("config-file"))
+					if err != nil {
+						return err
+					}
+					out, err := runtimeconf.EnableNRI(in, runtimeconf.NRISettings{
+						SocketPath:          c.String("socket-path"),
+						RegistrationTimeout: c.String("plugin-registration-timeout"),
+						RequestTimeout:      c.String("plugin-request-timeout"),
+					})
+					if err != nil {
+						return fmt.Errorf("%s: %w", c.String("config-file"), err)
+					}
+					dest := c.String("output")
+					if dest == "" {
+						dest = c.String("config-file")
+					}
+					return applyPatch(c, dest, in, out, mode, fmt.Sprintf(
+						"NRI enabled on %s; restart containerd, then run podhook-nri --socket %s", runtimeconf.SocketPath(out), runtimeconf.SocketPath(out)))
+				},
+			}},
+		}, {
+			Name:  "patch-crio-conf",
+			Usage: "patch CRI-O's configuration",
+			Subcommands: []*cli.Command{{
+				Name:  "add-hooks-dir",
+				Usage: "add podhook's hooks dir to CRI-O's hooks_dir through a drop-in; prints a diff",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: flagHostRoot, Value: "/", Usage: "the host's /"},
+					&cli.StringSliceFlag{Name: flagHooksDir, Value: cli.NewStringSlice(install.DefaultHooksDir), Usage: "hooks dir to add (repeatable)"},
+					dryRun,
+				},
+				Action: func(c *cli.Context) error {
+					p, err := runtimeconf.AddHooksDir(c.String(flagHostRoot), c.StringSlice(flagHooksDir))
+					if err != nil {
+						return err
+					}
+					return applyPatch(c, filepath.Join(c.String(flagHostRoot), p.Path), p.Before, p.After, 0o644,
+						"CRI-O reads hooks_dir at start: restart CRI-O")
+				},
+			}},
+		}},
+	}
+}
+
+// readOptional reads a file that may not exist yet, with its mode.
+func readOptional(path string) ([]byte, os.FileMode, error) {
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil, 0o644, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	return b, fi.Mode().Perm(), nil
+}
+
+// applyPatch prints the diff and writes the result atomically, unless there
+// is nothing to change or --dry-run.
+func applyPatch(c *cli.Context, dest string, before, after []byte, mode os.FileMode, next string) error {
+	w := c.App.Writer
+	if string(before) == string(after) {
+		fmt.Fprintf(w, "%s: nothing to change\n", dest)
+		return nil
+	}
+	fmt.Fprint(w, runtimeconf.Diff("a"+dest, "b"+dest, before, after))
+	if c.Bool("dry-run") {
+		return nil
+	}
+	if err := atomicfile.Write(dest, after, mode, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "wrote %s; %s\n", dest, next)
+	return nil
+}

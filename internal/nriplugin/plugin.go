@@ -1,0 +1,177 @@
+package nriplugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/containerd/nri/pkg/stub"
+
+	"github.com/podhook/podhook/internal/hooksd"
+)
+
+// DefaultSocketPath is where containerd and CRI-O serve NRI.
+const DefaultSocketPath = api.DefaultSocketPath
+
+// Options configure the plugin.
+type Options struct {
+	// SocketPath is the runtime's NRI socket.
+	SocketPath string
+	// Name and Index register the plugin ("10-podhook").
+	Name, Index string
+	// Hook is what every container gets, built exactly as the hooks.d
+	// registration is (hooksd.Registration); Stage is ignored.
+	Hook hooksd.Options
+	// Log receives one JSON record per event.
+	Log *slog.Logger
+	// MinBackoff and MaxBackoff bound the wait between reconnections.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// plugin implements the stub's CreateContainer, Synchronize and
+// RemoveContainer interfaces.
+type plugin struct {
+	o     Options
+	hooks *api.Hooks
+
+	mu   sync.Mutex
+	seen map[string]bool // containers that got the hook, or were reported without it
+}
+
+func newPlugin(o Options) (*plugin, error) {
+	p := &plugin{o: o, hooks: &api.Hooks{}, seen: map[string]bool{}}
+	for _, stage := range []string{"createRuntime", "poststop"} {
+		ho := o.Hook
+		ho.Stage = stage
+		reg, err := hooksd.Registration(ho)
+		if err != nil {
+			return nil, err
+		}
+		h := &api.Hook{Path: reg.Hook.Path, Args: reg.Hook.Args, Env: reg.Hook.Env}
+		if reg.Hook.Timeout != nil {
+			h.Timeout = api.Int(*reg.Hook.Timeout)
+		}
+		if stage == "poststop" {
+			p.hooks.Poststop = append(p.hooks.Poststop, h)
+		} else {
+			p.hooks.CreateRuntime = append(p.hooks.CreateRuntime, h)
+		}
+	}
+	return p, nil
+}
+
+// Configure logs which runtime the plugin registered with.
+func (p *plugin) Configure(_ context.Context, _, runtime, version string) (api.EventMask, error) {
+	p.o.Log.Info("registered with the runtime", "runtime", runtime, "runtime_version", version, "socket", p.o.SocketPath)
+	return 0, nil // subscribe to the events the plugin implements
+}
+
+// Synchronize reports containers the plugin never saw created: they were
+// created while it was not connected, so they run without the hook.
+func (p *plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
+	byID := make(map[string]*api.PodSandbox, len(pods))
+	for _, pod := range pods {
+		byID[pod.GetId()] = pod
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	missed := 0
+	for _, c := range ctrs {
+		if p.seen[c.GetId()] {
+			continue
+		}
+		p.seen[c.GetId()] = true
+		missed++
+		pod := byID[c.GetPodSandboxId()]
+		p.o.Log.Warn("container created without the hook: the plugin was not connected",
+			"container_id", c.GetId(), "container_name", c.GetName(), "state", c.GetState().String(),
+			"pod_namespace", pod.GetNamespace(), "pod_name", pod.GetName(), "pod_uid", pod.GetUid())
+	}
+	p.o.Log.Info("synchronized", "pods", len(pods), "containers", len(ctrs), "without_hook", missed)
+	return nil, nil
+}
+
+// CreateContainer adds podhook's hooks to the container.
+func (p *plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, c *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
+	adj := &api.ContainerAdjustment{}
+	adj.AddHooks(p.hooks)
+	p.mu.Lock()
+	p.seen[c.GetId()] = true
+	p.mu.Unlock()
+	p.o.Log.Info("hook injected", "container_id", c.GetId(), "container_name", c.GetName(),
+		"pod_namespace", pod.GetNamespace(), "pod_name", pod.GetName(), "pod_uid", pod.GetUid())
+	return adj, nil, nil
+}
+
+// RemoveContainer forgets a container.
+func (p *plugin) RemoveContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) error {
+	p.mu.Lock()
+	delete(p.seen, c.GetId())
+	p.mu.Unlock()
+	return nil
+}
+
+// Run connects to the runtime and serves until ctx ends. When the runtime
+// closes the connection (containerd does on restart) it reconnects with
+// back-off: a plugin that exits would leave containers without the hook
+// until something restarts it.
+func Run(ctx context.Context, o Options) error {
+	if o.Name == "" {
+		o.Name = "podhook"
+	}
+	if o.Index == "" {
+		o.Index = "10"
+	}
+	if o.SocketPath == "" {
+		o.SocketPath = DefaultSocketPath
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 100 * time.Millisecond
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = 5 * time.Second
+	}
+	p, err := newPlugin(o)
+	if err != nil {
+		return err
+	}
+	backoff := o.MinBackoff
+	for {
+		started := time.Now()
+		s, err := stub.New(p, stub.WithPluginName(o.Name), stub.WithPluginIdx(o.Index), stub.WithSocketPath(o.SocketPath),
+			stub.WithOnClose(func() { o.Log.Warn("connection to the runtime closed") }))
+		if err != nil {
+			return fmt.Errorf("nri plugin: %w", err)
+		}
+		err = s.Run(ctx)
+		if ctx.Err() != nil {
+			o.Log.Info("stopped")
+			return nil
+		}
+		if time.Since(started) > 10*o.MaxBackoff {
+			backoff = o.MinBackoff // it was up for a while: start over
+		}
+		o.Log.Warn("not connected to the runtime, retrying", "error", errString(err), "retry_in_ms", backoff.Milliseconds())
+		select {
+		case <-ctx.Done():
+			o.Log.Info("stopped")
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, o.MaxBackoff)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "closed"
+	}
+	if errors.Is(err, context.Canceled) {
+		return "canceled"
+	}
+	return err.Error()
+}
