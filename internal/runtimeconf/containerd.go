@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/pelletier/go-toml/v2"
 )
@@ -51,9 +52,11 @@ func (s NRISettings) keys() [][2]string {
 	}
 }
 
+// The patterns compile when used, not at package init: this package is
+// linked into the hook, which starts for every container.
 var (
-	nriHeader   = regexp.MustCompile(`^\s*\[\s*plugins\s*\.\s*(?:"` + regexp.QuoteMeta(NRIPluginID) + `"|'` + regexp.QuoteMeta(NRIPluginID) + `')\s*\]\s*(?:#.*)?$`)
-	tableHeader = regexp.MustCompile(`^\s*\[`)
+	nriHeader   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\s*\[\s*plugins\s*\.\s*(?:"` + regexp.QuoteMeta(NRIPluginID) + `"|'` + regexp.QuoteMeta(NRIPluginID) + `')\s*\]\s*(?:#.*)?$`) })
+	tableHeader = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\s*\[`) })
 )
 
 // EnableNRI returns containerd's config.toml with NRI enabled and external
@@ -90,7 +93,7 @@ func EnableNRI(in []byte, s NRISettings) ([]byte, error) {
 	}
 	header := -1
 	for i, l := range lines {
-		if nriHeader.MatchString(strings.TrimRight(l, "\r\n")) {
+		if nriHeader().MatchString(strings.TrimRight(l, "\r\n")) {
 			if header >= 0 {
 				return nil, fmt.Errorf("%w: the [plugins.%q] table appears twice", ErrUnsupported, NRIPluginID)
 			}
@@ -113,7 +116,7 @@ func EnableNRI(in []byte, s NRISettings) ([]byte, error) {
 	} else {
 		end := len(lines)
 		for j := header + 1; j < len(lines); j++ {
-			if tableHeader.MatchString(lines[j]) {
+			if tableHeader().MatchString(lines[j]) {
 				end = j
 				break
 			}
