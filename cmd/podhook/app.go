@@ -31,11 +31,11 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, start time.Time) *cli.App
 			return cli.ShowAppHelp(c)
 		},
 	}
-	// One set of flag values serves every command: only one runs per
-	// process, and building them once is measurable at each container start.
+	// One set of flag values serves the commands that use urfave/cli's
+	// flags: only one runs per process.
 	flags := configFlags()
 	for _, st := range hook.Stages {
-		app.Commands = append(app.Commands, stageCommand(st, start, flags))
+		app.Commands = append(app.Commands, stageCommand(st, start))
 	}
 	app.Commands = append(app.Commands,
 		captureCommand(),

@@ -21,7 +21,7 @@ func checkCommand(flags []cli.Flag) *cli.Command {
 		Usage: "probe the agent's grpc.health.v1 service through the configured address; exit 0 if it is serving",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
-			cfg := resolveConfig(c)
+			cfg := resolveConfig(fromContext(c))
 			if cfg.Err != nil {
 				return fmt.Errorf("configuration invalid: %w", cfg.Err)
 			}
@@ -63,7 +63,7 @@ func validateCommand(flags []cli.Flag) *cli.Command {
 			if !c.IsSet(flagConfig) {
 				path = config.DefaultFile()
 			}
-			cfg := resolveConfig(c)
+			cfg := resolveConfig(fromContext(c))
 			if cfg.Err != nil {
 				return fmt.Errorf("configuration invalid: %w", cfg.Err)
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -29,29 +30,101 @@ const (
 )
 
 func env(name string) []string {
-	return []string{"PODHOOK_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
+	return []string{envName(name)}
 }
 
-// configFlags are the flags every command that talks to the agent takes.
+func envName(name string) string {
+	return "PODHOOK_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+type flagKind int
+
+const (
+	kindString flagKind = iota
+	kindDuration
+	kindInt
+	kindStrings // repeatable
+)
+
+// flagSpec is one configuration flag, defined once for both parsers: the
+// urfave/cli flags of most commands and the stage commands' own.
+type flagSpec struct {
+	name        string
+	kind        flagKind
+	usage       string
+	defaultText string
+}
+
+// configSpecs are the flags every command that talks to the agent takes.
 // Defaults are not set here: they live in config.Defaults and are shown in
 // the usage text.
-func configFlags() []cli.Flag {
+func configSpecs() []flagSpec {
 	d := config.Defaults()
-	return []cli.Flag{
-		&cli.StringFlag{Name: flagConfig, EnvVars: env(flagConfig), Usage: "config file (JSON)", DefaultText: "<binary dir>/" + config.FileName},
-		&cli.StringFlag{Name: flagAgentAddress, EnvVars: env(flagAgentAddress), Usage: "agent's unix socket", DefaultText: d.AgentAddress},
-		&cli.DurationFlag{Name: flagTimeout, EnvVars: env(flagTimeout), Usage: "deadline of the agent call", DefaultText: d.Timeout.String()},
-		&cli.IntFlag{Name: flagAgentUID, EnvVars: env(flagAgentUID), Usage: "uid the agent must run as (SO_PEERCRED); -1 for any", DefaultText: fmt.Sprint(*d.AgentUID)},
-		&cli.StringFlag{Name: flagLogFile, EnvVars: env(flagLogFile), Usage: `JSON-lines log file; "-" for stderr, "none" for no log`, DefaultText: d.LogFile},
-		&cli.StringFlag{Name: flagLogLevel, EnvVars: env(flagLogLevel), Usage: "debug, info, warn or error", DefaultText: d.LogLevel},
-		&cli.StringFlag{Name: flagLogMaxSize, EnvVars: env(flagLogMaxSize), Usage: "rotate the log before it passes this size (e.g. 10MiB)", DefaultText: "10MiB"},
-		&cli.IntFlag{Name: flagLogMaxBackups, EnvVars: env(flagLogMaxBackups), Usage: "rotated log files kept", DefaultText: fmt.Sprint(*d.LogMaxBackups)},
-		&cli.StringSliceFlag{Name: flagFailAllowNS, EnvVars: env(flagFailAllowNS), Usage: "namespaces that start when the agent is unavailable (comma-separated, repeatable)", DefaultText: strings.Join(d.FailAllowNamespaces, ",")},
-		&cli.StringSliceFlag{Name: flagFailAllowRegex, EnvVars: env(flagFailAllowRegex), Usage: "RE2 pattern matched against the whole namespace name (repeatable)"},
-		&cli.StringFlag{Name: flagAgentNamespace, EnvVars: env(flagAgentNamespace), Usage: "the agent's own namespace, always allowed to fail open"},
-		&cli.StringFlag{Name: flagRuntime, EnvVars: env(flagRuntime), Usage: "cri-o, containerd, podman or auto: detection then only confirms it", DefaultText: "auto"},
+	return []flagSpec{
+		{flagConfig, kindString, "config file (JSON)", "<binary dir>/" + config.FileName},
+		{flagAgentAddress, kindString, "agent's unix socket", d.AgentAddress},
+		{flagTimeout, kindDuration, "deadline of the agent call", d.Timeout.String()},
+		{flagAgentUID, kindInt, "uid the agent must run as (SO_PEERCRED); -1 for any", fmt.Sprint(*d.AgentUID)},
+		{flagLogFile, kindString, `JSON-lines log file; "-" for stderr, "none" for no log`, d.LogFile},
+		{flagLogLevel, kindString, "debug, info, warn or error", d.LogLevel},
+		{flagLogMaxSize, kindString, "rotate the log before it passes this size (e.g. 10MiB)", "10MiB"},
+		{flagLogMaxBackups, kindInt, "rotated log files kept", fmt.Sprint(*d.LogMaxBackups)},
+		{flagFailAllowNS, kindStrings, "namespaces that start when the agent is unavailable (comma-separated, repeatable)", strings.Join(d.FailAllowNamespaces, ",")},
+		{flagFailAllowRegex, kindStrings, "RE2 pattern matched against the whole namespace name (repeatable)", ""},
+		{flagAgentNamespace, kindString, "the agent's own namespace, always allowed to fail open", ""},
+		{flagRuntime, kindString, "cri-o, containerd, podman or auto: detection then only confirms it", "auto"},
 	}
 }
+
+// urfave returns the spec as a urfave/cli flag.
+func (s flagSpec) urfave() cli.Flag {
+	switch s.kind {
+	case kindDuration:
+		return &cli.DurationFlag{Name: s.name, EnvVars: env(s.name), Usage: s.usage, DefaultText: s.defaultText}
+	case kindInt:
+		return &cli.IntFlag{Name: s.name, EnvVars: env(s.name), Usage: s.usage, DefaultText: s.defaultText}
+	case kindStrings:
+		return &cli.StringSliceFlag{Name: s.name, EnvVars: env(s.name), Usage: s.usage, DefaultText: s.defaultText}
+	}
+	return &cli.StringFlag{Name: s.name, EnvVars: env(s.name), Usage: s.usage, DefaultText: s.defaultText}
+}
+
+// configFlags are configSpecs as urfave/cli flags.
+func configFlags() []cli.Flag {
+	specs := configSpecs()
+	out := make([]cli.Flag, len(specs))
+	for i, s := range specs {
+		out[i] = s.urfave()
+	}
+	return out
+}
+
+// settings is where flag values come from: urfave/cli's context for most
+// commands, the stage commands' own parser (stageArgs) on the hook's path.
+type settings interface {
+	isSet(name string) bool
+	String(name string) string
+	Duration(name string) time.Duration
+	Int(name string) int
+	StringSlice(name string) []string
+}
+
+// cliSettings reads a urfave/cli context, with the set flags found in one
+// pass: Context.IsSet scans every flag's names, a regexp each.
+type cliSettings struct {
+	*cli.Context
+	set map[string]bool
+}
+
+func fromContext(c *cli.Context) cliSettings {
+	set := map[string]bool{}
+	for _, name := range c.LocalFlagNames() {
+		set[name] = true
+	}
+	return cliSettings{c, set}
+}
+
+func (s cliSettings) isSet(name string) bool { return s.set[name] }
 
 // resolved is the configuration a command runs with.
 type resolved struct {
@@ -64,7 +137,7 @@ type resolved struct {
 // resolveConfig builds the one configuration: flags and environment (urfave
 // treats both as set), over the config file, over the defaults. An invalid
 // result is replaced by the safe defaults and reported in Err.
-func resolveConfig(c *cli.Context) resolved {
+func resolveConfig(c settings) resolved {
 	path, explicit := c.String(flagConfig), c.String(flagConfig) != ""
 	if !explicit {
 		path = config.DefaultFile()
@@ -87,42 +160,39 @@ func resolveConfig(c *cli.Context) resolved {
 }
 
 // fromFlags returns the settings given by flags or environment.
-func fromFlags(c *cli.Context) (config.Config, error) {
+func fromFlags(c settings) (config.Config, error) {
 	var f config.Config
-	var err error
-	// One pass over the flags: Context.IsSet per flag costs a scan of every
-	// flag's names, measurable at each container start.
-	set := map[string]bool{}
-	for _, name := range c.LocalFlagNames() {
-		set[name] = true
-	}
-	if set[flagAgentAddress] {
+	var errs []error
+	if c.isSet(flagAgentAddress) {
 		f.AgentAddress = c.String(flagAgentAddress)
 	}
-	if set[flagTimeout] {
+	if c.isSet(flagTimeout) {
 		f.Timeout = config.Duration(c.Duration(flagTimeout))
 		if f.Timeout <= 0 {
-			err = fmt.Errorf("%w: --%s must be positive", config.ErrInvalid, flagTimeout)
+			errs = append(errs, fmt.Errorf("%w: --%s must be positive", config.ErrInvalid, flagTimeout))
 		}
 	}
-	if set[flagAgentUID] {
+	if c.isSet(flagAgentUID) {
 		uid := c.Int(flagAgentUID)
 		f.AgentUID = &uid
 	}
-	if set[flagLogFile] {
+	if c.isSet(flagLogFile) {
 		f.LogFile = c.String(flagLogFile)
 	}
-	if set[flagLogLevel] {
+	if c.isSet(flagLogLevel) {
 		f.LogLevel = c.String(flagLogLevel)
 	}
-	if set[flagLogMaxSize] {
-		f.LogMaxSize, err = config.ParseSize(c.String(flagLogMaxSize))
+	if c.isSet(flagLogMaxSize) {
+		var err error
+		if f.LogMaxSize, err = config.ParseSize(c.String(flagLogMaxSize)); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if set[flagLogMaxBackups] {
+	if c.isSet(flagLogMaxBackups) {
 		n := c.Int(flagLogMaxBackups)
 		f.LogMaxBackups = &n
 	}
-	if set[flagFailAllowNS] {
+	if c.isSet(flagFailAllowNS) {
 		f.FailAllowNamespaces = []string{}
 		for _, v := range c.StringSlice(flagFailAllowNS) {
 			for _, ns := range strings.Split(v, ",") {
@@ -132,14 +202,14 @@ func fromFlags(c *cli.Context) (config.Config, error) {
 			}
 		}
 	}
-	if set[flagFailAllowRegex] {
+	if c.isSet(flagFailAllowRegex) {
 		f.FailAllowNamespaceRegex = c.StringSlice(flagFailAllowRegex)
 	}
-	if set[flagAgentNamespace] {
+	if c.isSet(flagAgentNamespace) {
 		f.AgentNamespace = c.String(flagAgentNamespace)
 	}
-	if set[flagRuntime] {
+	if c.isSet(flagRuntime) {
 		f.Runtime = c.String(flagRuntime)
 	}
-	return f, err
+	return f, errors.Join(errs...)
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ func resolveWith(t *testing.T, args ...string) resolved {
 		Writer: io.Discard, ErrWriter: io.Discard, DisableSliceFlagSeparator: true,
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{{Name: "x", Flags: configFlags(), Action: func(c *cli.Context) error {
-			got = resolveConfig(c)
+			got = resolveConfig(fromContext(c))
 			return nil
 		}}},
 	}
@@ -85,5 +86,51 @@ func TestConfigInvalidFallsBackToSafeDefaults(t *testing.T) {
 	}
 	if r := resolveWith(t, "--agent-address", "tcp://x:1", "--agent-namespace", "security"); r.AgentNamespace != "security" {
 		t.Errorf("valid agent namespace dropped: %+v", r.Config)
+	}
+}
+
+// TestStageArgsPrecedence: the stage commands' own parser resolves exactly
+// as urfave/cli does for the other commands.
+func TestStageArgsPrecedence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "podhook-config.json")
+	os.WriteFile(file, []byte(`{"agent_address":"unix:///file.sock","timeout":"3s","log_level":"warn","fail_allow_namespaces":["from-file"]}`), 0o600)
+	parse := func(args ...string) resolved {
+		t.Helper()
+		a, ok, err := parseStageArgs("createRuntime", args, io.Discard)
+		if !ok || err != nil {
+			t.Fatalf("parse %q: ok=%v err=%v", args, ok, err)
+		}
+		return resolveConfig(a)
+	}
+	r := parse("--config", file)
+	if r.Err != nil || r.AgentAddress != "unix:///file.sock" || r.Timeout.Duration() != 3*time.Second || r.FailAllowNamespaces[0] != "from-file" {
+		t.Fatalf("file: %+v", r)
+	}
+	t.Setenv("PODHOOK_TIMEOUT", "4s")
+	t.Setenv("PODHOOK_FAIL_ALLOW_NAMESPACES", "env-a, env-b")
+	t.Setenv("PODHOOK_FAIL_ALLOW_NAMESPACE_REGEX", "team-[a-z]{1,3}")
+	r = parse("--config", file)
+	if r.Timeout.Duration() != 4*time.Second || len(r.FailAllowNamespaces) != 2 || r.FailAllowNamespaceRegex[0] != "team-[a-z]{1,3}" {
+		t.Fatalf("env: %+v", r)
+	}
+	r = parse("--config", file, "--timeout", "5s", "--fail-allow-namespaces", "a,b", "--fail-allow-namespaces=c", "--agent-uid", "-1")
+	if r.Timeout.Duration() != 5*time.Second || len(r.FailAllowNamespaces) != 3 || *r.AgentUID != -1 {
+		t.Fatalf("flags: %+v", r)
+	}
+	a, _, _ := parseStageArgs("createRuntime", []string{"--state-file", "/x", "--dry-run"}, io.Discard)
+	if a.String(flagStateFile) != "/x" || !a.Bool(flagDryRun) {
+		t.Fatal("stage flags not parsed")
+	}
+}
+
+func TestStageArgsErrorsAndHelp(t *testing.T) {
+	for _, args := range [][]string{{"--timeout", "soon"}, {"--no-such-flag"}, {"extra"}, {"--agent-uid", "x"}} {
+		if _, ok, err := parseStageArgs("createRuntime", args, io.Discard); !ok || err == nil {
+			t.Errorf("%q: ok=%v err=%v, want an error", args, ok, err)
+		}
+	}
+	var help strings.Builder
+	if _, ok, err := parseStageArgs("poststop", []string{"--help"}, &help); ok || err != nil || !strings.Contains(help.String(), "-agent-address") || !strings.Contains(help.String(), "PODHOOK_AGENT_ADDRESS") {
+		t.Fatalf("help: ok=%v err=%v\n%s", ok, err, help.String())
 	}
 }

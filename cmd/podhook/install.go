@@ -129,7 +129,7 @@ func installConfig(c *cli.Context) ([]byte, error) {
 			return nil, err
 		}
 	}
-	flags, err := fromFlags(c)
+	flags, err := fromFlags(fromContext(c))
 	if err != nil {
 		return nil, err
 	}

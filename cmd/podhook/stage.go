@@ -25,25 +25,34 @@ const (
 	flagDryRun    = "dry-run"
 )
 
-func stageCommand(st hook.Stage, start time.Time, flags []cli.Flag) *cli.Command {
+func stageCommand(st hook.Stage, start time.Time) *cli.Command {
 	usage := "run as the " + string(st) + " hook: state on stdin, exit 0 to let the container start, 1 to stop it"
 	if !st.IsCreate() {
 		usage = "run as the poststop hook: tell the agent the container is gone; always exits 0"
 	}
 	return &cli.Command{
 		Name:  string(st),
-		Usage: usage,
-		Flags: append(flags[:len(flags):len(flags)],
-			&cli.StringFlag{Name: flagStateFile, Usage: "read the OCI state from FILE instead of stdin (replay a capture)"},
-			&cli.BoolFlag{Name: flagDryRun, Usage: "print the request and the decision an unreachable agent would get; contact nothing, log nothing"},
-		),
-		Action: func(c *cli.Context) error { return runStage(c, st, start) },
+		Usage: usage + " (--help for its options)",
+		// The stage commands parse their own flags (stageargs.go): they
+		// run for every container.
+		SkipFlagParsing: true,
+		HideHelp:        true,
+		Action: func(c *cli.Context) error {
+			args, ok, err := parseStageArgs(string(st), c.Args().Slice(), c.App.Writer)
+			if !ok {
+				return nil
+			}
+			return runStage(c, st, start, args, err)
+		},
 	}
 }
 
-func runStage(c *cli.Context, st hook.Stage, start time.Time) error {
-	cfg := resolveConfig(c)
-	in, closeIn := stateInput(c)
+func runStage(c *cli.Context, st hook.Stage, start time.Time, args stageArgs, argsErr error) error {
+	cfg := resolveConfig(args)
+	if argsErr != nil {
+		cfg = resolved{Config: cfg.Safe(), Err: errors.Join(argsErr, cfg.Err)}
+	}
+	in, closeIn := stateInput(c, args.String(flagStateFile))
 	defer closeIn()
 	rt, _ := resolver.ParseRuntime(cfg.Runtime)
 	opts := hook.Options{
@@ -51,7 +60,7 @@ func runStage(c *cli.Context, st hook.Stage, start time.Time) error {
 		Policy: cfg.Policy(), Safe: cfg.SafePolicy(),
 		LogPath: cfg.LogFile,
 	}
-	if c.Bool(flagDryRun) {
+	if args.Bool(flagDryRun) {
 		return dryRun(c.App.Writer, in, opts, cfg.Err)
 	}
 
@@ -79,11 +88,10 @@ func runStage(c *cli.Context, st hook.Stage, start time.Time) error {
 	return nil
 }
 
-// stateInput is the state's reader: --state-file or stdin. A file that
-// cannot be opened reads as that error, so the invocation reports and logs
-// it like any other unreadable state.
-func stateInput(c *cli.Context) (io.Reader, func()) {
-	path := c.String(flagStateFile)
+// stateInput is the state's reader: the --state-file path, or stdin. A
+// file that cannot be opened reads as that error, so the invocation reports
+// and logs it like any other unreadable state.
+func stateInput(c *cli.Context, path string) (io.Reader, func()) {
 	if path == "" {
 		return c.App.Reader, func() {}
 	}
