@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"slices"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,7 +55,9 @@ func (s NRISettings) keys() [][2]string {
 // The patterns compile when used, not at package init: this package is
 // linked into the hook, which starts for every container.
 var (
-	nriHeader   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\s*\[\s*plugins\s*\.\s*(?:"` + regexp.QuoteMeta(NRIPluginID) + `"|'` + regexp.QuoteMeta(NRIPluginID) + `')\s*\]\s*(?:#.*)?$`) })
+	nriHeader = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^\s*\[\s*plugins\s*\.\s*(?:"` + regexp.QuoteMeta(NRIPluginID) + `"|'` + regexp.QuoteMeta(NRIPluginID) + `')\s*\]\s*(?:#.*)?$`)
+	})
 	tableHeader = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\s*\[`) })
 )
 
@@ -248,5 +250,3 @@ func SocketPath(patched []byte) string {
 func leadingSpace(s string) string {
 	return s[:len(s)-len(strings.TrimLeft(s, " \t"))]
 }
-
-
