@@ -26,6 +26,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/podhook/podhook/test/harness"
 )
 
 type options struct {
@@ -141,11 +143,10 @@ func run(o options) error {
 
 	// An agent that accepts and never answers: time to decision.
 	hang := filepath.Join(work, "hang.sock")
-	hl, err := net.Listen("unix", hang)
+	hl, err := harness.NewHangingAgent(hang)
 	if err != nil {
 		return err
 	}
-	go holdConnections(hl)
 	hs, err := alternate([]command{hook("hook hung agent (--timeout 500ms)", states["8K"], hang, 1, "--timeout", "500ms")}, 0, 5)
 	hl.Close()
 	if err != nil {
@@ -361,16 +362,15 @@ func buildFloors(dir string) (map[string]string, error) {
 	if b, err := exec.Command("cc", "-O2", "-o", out["rsswrap"], "test/bench/rsswrap/rsswrap.c").CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build rsswrap (needs cc): %v\n%s", err, b)
 	}
+	// Built with the tags podhook ships with, so the floor is as low as it
+	// can be.
+	floors := map[string]string{}
 	for _, name := range []string{"noop", "grpcfloor"} {
-		bin := filepath.Join(dir, name)
-		// Built with the tags podhook ships with, so the floor is as low as
-		// it can be.
-		cmd := exec.Command("go", "build", "-tags", "urfave_cli_no_docs,grpcnotrace", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./test/bench/"+name)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("build %s: %v\n%s", name, err, b)
-		}
-		out[name] = bin
+		out[name] = filepath.Join(dir, name)
+		floors[out[name]] = "./test/bench/" + name
+	}
+	if err := harness.Build(floors); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -384,20 +384,6 @@ func waitSocket(path string) error {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return fmt.Errorf("agent did not listen on %s", path)
-}
-
-func holdConnections(l net.Listener) {
-	var held []net.Conn
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			for _, c := range held {
-				c.Close()
-			}
-			return
-		}
-		held = append(held, c)
-	}
 }
 
 // makeBundle writes the fixture's config.json grown to at least size bytes

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/podhook/podhook/test/harness"
 )
 
 const image = "localhost/podhook-e2e-busybox:latest"
@@ -54,12 +56,8 @@ func setup() error {
 	}
 	podhook, agentBin = filepath.Join(dir, "podhook"), filepath.Join(dir, "podhook-agent")
 	// podhook-nri too: the image holds it.
-	for bin, pkg := range map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent", filepath.Join(dir, "podhook-nri"): "../../cmd/podhook-nri"} {
-		cmd := exec.Command("go", "build", "-tags", "urfave_cli_no_docs,grpcnotrace", "-o", bin, pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("build %s: %v\n%s", pkg, err, out)
-		}
+	if err := harness.Build(map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent", filepath.Join(dir, "podhook-nri"): "../../cmd/podhook-nri"}); err != nil {
+		return err
 	}
 	rootfs, err := rootfsTar()
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/podhook/podhook/test/harness"
 )
 
 func TestAgentUp(t *testing.T) {
@@ -116,22 +118,12 @@ func TestAgentHangs(t *testing.T) {
 		runs  bool
 	}{{"kube-system", false}, {"payments", true}} {
 		e := newEnv(t, "--timeout", "1s", "--fail-allow-namespaces", tc.allow)
-		l, err := net.Listen("unix", e.socket)
+		hang, err := harness.NewHangingAgent(e.socket)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var held []net.Conn
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				held = append(held, c)
-			}
-		}()
 		r := e.podman(crio("payments", "checkout-1", "checkout"), "echo", "ran")
-		l.Close()
+		hang.Close()
 		if got := r.code == 0 && r.out == "ran\n"; got != tc.runs {
 			t.Fatalf("allow %s: ran=%v, want %v (err %q)", tc.allow, got, tc.runs, r.err)
 		}

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/podhook/podhook/test/harness"
 )
 
 var podhook, agentBin string
@@ -24,13 +26,9 @@ func TestMain(m *testing.M) {
 	}
 	os.Chmod(dir, 0o755) // one test runs the hook as an unprivileged user
 	podhook, agentBin = filepath.Join(dir, "podhook"), filepath.Join(dir, "podhook-agent")
-	for bin, pkg := range map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent"} {
-		cmd := exec.Command("go", "build", "-tags", "urfave_cli_no_docs,grpcnotrace", "-o", bin, pkg)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
-			os.Exit(1)
-		}
+	if err := harness.Build(map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent"}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

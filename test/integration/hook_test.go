@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/podhook/podhook/test/harness"
 )
 
 // hookArgs are the flags every case passes: a fresh log, the agent address.
@@ -137,21 +139,11 @@ func TestAgentDown(t *testing.T) {
 // deadline, not more.
 func TestAgentHangs(t *testing.T) {
 	path := filepath.Join(shortDir(t), "hang.sock")
-	l, err := net.Listen("unix", path)
+	hang, err := harness.NewHangingAgent(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, c) // accept, never read or answer
-		}
-	}()
+	defer hang.Close()
 	state, _ := bundle(t, "createRuntime", nil)
 	const timeout = 300 * time.Millisecond
 	for _, tc := range []struct {

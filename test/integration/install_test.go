@@ -39,3 +39,17 @@ func TestInstallThenValidate(t *testing.T) {
 		t.Fatal("binary left after uninstall")
 	}
 }
+
+func TestInstallCheckAgent(t *testing.T) {
+	a := startAgent(t)
+	root := t.TempDir()
+	r := runHook(t, nil, "install", "--host-root", root, "--check-agent", "--agent-address", a.address())
+	if r.code != 0 || !strings.Contains(r.stdout, "agent at "+a.address()+" is serving") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	a.stop()
+	r = runHook(t, nil, "install", "--host-root", root, "--check-agent", "--agent-address", a.address())
+	if r.code != 0 || !strings.Contains(r.stdout, "warning: agent at "+a.address()+" does not answer") {
+		t.Fatalf("agent down: exit %d, stdout %q", r.code, r.stdout)
+	}
+}
