@@ -97,6 +97,8 @@ func installCommand() *cli.Command {
 				return err
 			}
 			o.Config = cfg
+			// --keep follows --config-from as it changes (a ConfigMap).
+			o.ConfigFunc = func() ([]byte, error) { return installConfig(c) }
 			if c.Bool(flagKeep) {
 				ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 				defer stop()

@@ -33,6 +33,10 @@ type Options struct {
 	HooksDirs  []string // hooks.d directories the runtimes read
 	Binary     string   // the podhook binary to install (in this filesystem)
 	Config     []byte   // content of podhook-config.json (JSON)
+	// ConfigFunc, when set, is read instead of Config each time the files
+	// are computed, so that Keep follows a config source that changes (a
+	// mounted ConfigMap is updated in place).
+	ConfigFunc func() ([]byte, error)
 	// HookTimeout is the runtimes' timeout for the hook, in seconds.
 	HookTimeout int
 	// CRIODropin writes a CRI-O drop-in adding the hooks dirs when CRI-O's
@@ -91,7 +95,13 @@ func (o *Options) files() ([]file, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the binary to install: %w", err)
 	}
-	cfg, err := validateConfig(o.Config)
+	content := o.Config
+	if o.ConfigFunc != nil {
+		if content, err = o.ConfigFunc(); err != nil {
+			return nil, err
+		}
+	}
+	cfg, err := validateConfig(content)
 	if err != nil {
 		return nil, err
 	}
@@ -301,11 +311,13 @@ func (o *Options) uninstallFiles() ([]string, error) {
 // or changed, until ctx ends. It leaves the hook in place on return unless
 // uninstallOnExit.
 func Keep(ctx context.Context, o Options, interval time.Duration, uninstallOnExit bool) error {
-	files, err := o.files()
-	if err != nil {
-		return err
-	}
+	// The files are computed afresh each round: the config source may have
+	// changed since. An invalid new config leaves the installed one alone.
 	restore := func() error {
+		files, err := o.files()
+		if err != nil {
+			return err
+		}
 		for _, f := range files {
 			if err := o.ensure(f); err != nil {
 				return err
@@ -326,8 +338,8 @@ func Keep(ctx context.Context, o Options, interval time.Duration, uninstallOnExi
 			}
 			return nil
 		case <-t.C:
-			if err := restore(); err != nil && o.Out != nil {
-				fmt.Fprintf(o.Out, "restore: %v\n", err)
+			if err := restore(); err != nil {
+				o.warn("restore: %v", err)
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -278,4 +279,56 @@ func TestInstallNRI(t *testing.T) {
 	if !slices.Equal(tr.ops, want) {
 		t.Fatalf("NRI install wrote %q, want only the binary and config", tr.ops)
 	}
+}
+
+// TestKeepFollowsConfigSource: a config source that changes (a ConfigMap
+// updated in place) reaches the host; an invalid one leaves the last good.
+func TestKeepFollowsConfigSource(t *testing.T) {
+	var tr tracer
+	o := options(t, &tr)
+	var mu sync.Mutex
+	source := []byte(`{"agent_namespace":"one"}`)
+	o.ConfigFunc = func() ([]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return source, nil
+	}
+	var out syncWriter
+	o.Out = &out
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go Keep(ctx, o, 10*time.Millisecond, false)
+	cfg := o.host("/opt/podhook/podhook-config.json")
+	installed := func(want string) func() bool {
+		return func() bool { b, _ := os.ReadFile(cfg); return string(b) == want }
+	}
+	waitFor(t, installed(`{"agent_namespace":"one"}`))
+	mu.Lock()
+	source = []byte(`{"agent_namespace":"two"}`)
+	mu.Unlock()
+	waitFor(t, installed(`{"agent_namespace":"two"}`))
+	mu.Lock()
+	source = []byte(`{"agent_namespace":"Not_Valid"}`)
+	mu.Unlock()
+	waitFor(t, func() bool { return strings.Contains(out.String(), "restore: config") })
+	if !installed(`{"agent_namespace":"two"}`)() {
+		t.Fatal("an invalid config replaced the installed one")
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
