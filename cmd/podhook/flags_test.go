@@ -129,6 +129,11 @@ func TestStageArgsErrorsAndHelp(t *testing.T) {
 			t.Errorf("%q: ok=%v err=%v, want an error", args, ok, err)
 		}
 	}
+	// A bad value does not lose the flags after it.
+	a, _, err := parseStageArgs("createRuntime", []string{"--timeout", "soon", "--state-file", "/x", "--agent-uid", "-1", "--dry-run"}, io.Discard)
+	if err == nil || a.String(flagStateFile) != "/x" || !a.Bool(flagDryRun) || a.Int(flagAgentUID) != -1 {
+		t.Fatalf("after a bad value: err=%v state-file=%q dry-run=%v uid=%d", err, a.String(flagStateFile), a.Bool(flagDryRun), a.Int(flagAgentUID))
+	}
 	var help strings.Builder
 	if _, ok, err := parseStageArgs("poststop", []string{"--help"}, &help); ok || err != nil || !strings.Contains(help.String(), "-agent-address") || !strings.Contains(help.String(), "PODHOOK_AGENT_ADDRESS") {
 		t.Fatalf("help: ok=%v err=%v\n%s", ok, err, help.String())

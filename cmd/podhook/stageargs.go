@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -55,16 +56,25 @@ func parseStageArgs(name string, args []string, help io.Writer) (a stageArgs, ok
 	}
 	fs.Bool(flagDryRun, false, "print the request and the decision an unreachable agent would get; contact nothing, log nothing")
 	a = stageArgs{fs: fs, set: map[string]bool{}}
-	err = fs.Parse(args)
-	if err == flag.ErrHelp {
-		fmt.Fprintf(help, "Usage: podhook %s [options]\n\nOptions:\n", name)
-		fs.SetOutput(help)
-		fs.PrintDefaults()
-		return a, false, nil
+	// Each flag is parsed on its own, so that one bad value does not lose
+	// the flags after it (--state-file, --dry-run).
+	var errs []error
+	for _, group := range flagGroups(args) {
+		perr := fs.Parse(group)
+		if perr == flag.ErrHelp {
+			fmt.Fprintf(help, "Usage: podhook %s [options]\n\nOptions:\n", name)
+			fs.SetOutput(help)
+			fs.PrintDefaults()
+			return a, false, nil
+		}
+		if perr == nil && fs.NArg() > 0 {
+			perr = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		}
+		if perr != nil {
+			errs = append(errs, perr)
+		}
 	}
-	if err == nil && fs.NArg() > 0 {
-		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
+	err = errors.Join(errs...)
 	fs.Visit(func(f *flag.Flag) { a.set[f.Name] = true })
 	for _, s := range configSpecs() {
 		if a.set[s.name] {
@@ -78,6 +88,20 @@ func parseStageArgs(name string, args []string, help io.Writer) (a stageArgs, ok
 		}
 	}
 	return a, true, err
+}
+
+// flagGroups splits args before each flag: ["--a", "1", "--b"] becomes
+// [["--a", "1"], ["--b"]]. A negative number is a value, not a flag.
+func flagGroups(args []string) [][]string {
+	var groups [][]string
+	for _, arg := range args {
+		isFlag := strings.HasPrefix(arg, "-") && len(arg) > 1 && (arg[1] < '0' || arg[1] > '9')
+		if isFlag || len(groups) == 0 {
+			groups = append(groups, nil)
+		}
+		groups[len(groups)-1] = append(groups[len(groups)-1], arg)
+	}
+	return groups
 }
 
 func (a stageArgs) isSet(name string) bool { return a.set[name] }
