@@ -69,9 +69,24 @@ func ReadRegularFile(path string, limit int64) ([]byte, error) {
 	if fi.Size() > limit {
 		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
+	// One read of the size fstat gave, then one more to see the end (the
+	// file may have grown): no buffer regrowth on the hook's path.
+	b := make([]byte, 0, fi.Size()+512)
+	for {
+		n, rerr := f.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return nil, rerr
+		}
+		if len(b) == cap(b) {
+			if int64(len(b)) > limit {
+				break
+			}
+			b = append(b, 0)[:len(b)] // grow
+		}
 	}
 	if int64(len(b)) > limit {
 		return nil, fmt.Errorf("%s: larger than %d bytes", path, limit)

@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/podhook/podhook/hook"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
@@ -25,7 +27,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, start time.Ti
 			code = 1
 		}
 	}()
-	err := newApp(stdin, stdout, stderr, start).Run(args)
+	var err error
+	if st, serr := stageOf(args); serr == nil {
+		// The hook's path: straight to the stage, without building the
+		// command line application.
+		err = stageMain(st, args[2:], stdio{stdin, stdout, stderr}, start)
+	} else {
+		err = newApp(stdin, stdout, stderr, start).Run(args)
+	}
 	if err == nil {
 		return 0
 	}
@@ -42,3 +51,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, start time.Ti
 type stopError struct{ reason string }
 
 func (e *stopError) Error() string { return e.reason }
+
+// stageOf returns the stage args name, if they name one.
+func stageOf(args []string) (hook.Stage, error) {
+	if len(args) < 2 {
+		return "", hook.ErrStage
+	}
+	return hook.ParseStage(args[1])
+}
