@@ -158,6 +158,18 @@ func validateConfig(b []byte) ([]byte, error) {
 // Install writes every file that is missing or differs, in order, and
 // re-reads each registration it wrote. Running it again changes nothing.
 func Install(o Options) error {
+	if err := o.ensureAll(); err != nil {
+		return err
+	}
+	if o.NRI {
+		return nil
+	}
+	return o.checkCRIO()
+}
+
+// ensureAll computes the files afresh (the config source may have changed)
+// and ensures each, in order.
+func (o *Options) ensureAll() error {
 	files, err := o.files()
 	if err != nil {
 		return err
@@ -167,10 +179,7 @@ func Install(o Options) error {
 			return err
 		}
 	}
-	if o.NRI {
-		return nil
-	}
-	return o.checkCRIO()
+	return nil
 }
 
 // checkCRIO warns when CRI-O's effective hooks_dir lists none of the hooks
@@ -313,19 +322,7 @@ func (o *Options) uninstallFiles() ([]string, error) {
 func Keep(ctx context.Context, o Options, interval time.Duration, uninstallOnExit bool) error {
 	// The files are computed afresh each round: the config source may have
 	// changed since. An invalid new config leaves the installed one alone.
-	restore := func() error {
-		files, err := o.files()
-		if err != nil {
-			return err
-		}
-		for _, f := range files {
-			if err := o.ensure(f); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	if err := restore(); err != nil {
+	if err := Install(o); err != nil {
 		return err
 	}
 	t := time.NewTicker(interval)
@@ -338,7 +335,7 @@ func Keep(ctx context.Context, o Options, interval time.Duration, uninstallOnExi
 			}
 			return nil
 		case <-t.C:
-			if err := restore(); err != nil {
+			if err := o.ensureAll(); err != nil {
 				o.warn("restore: %v", err)
 			}
 		}
