@@ -52,7 +52,7 @@ type stopError struct{ reason string }
 
 func (e *stopError) Error() string { return e.reason }
 
-// stageOf returns the stage args name, if they name one.
+// stageOf returns the stage that args[1] names, or ErrStage.
 func stageOf(args []string) (hook.Stage, error) {
 	if len(args) < 2 {
 		return "", hook.ErrStage
