@@ -2,7 +2,6 @@ package nriplugin
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,32 +12,19 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	nri "github.com/containerd/nri/pkg/adaptation"
 
 	"github.com/podhook/podhook/internal/hooksd"
+	"github.com/podhook/podhook/test/harness"
 )
 
-// syncBuffer is a log sink safe for the plugin's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) records() []map[string]any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// records parses the plugin's JSON-lines log.
+func records(logs *harness.SyncBuffer) []map[string]any {
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		var r map[string]any
 		if json.Unmarshal([]byte(line), &r) == nil {
 			out = append(out, r)
@@ -158,9 +144,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Fatalf("timed out waiting for %s", what)
 }
 
-func hasRecord(logs *syncBuffer, msg string, kv ...string) func() bool {
+func hasRecord(logs *harness.SyncBuffer, msg string, kv ...string) func() bool {
 	return func() bool {
-		for _, r := range logs.records() {
+		for _, r := range records(logs) {
 			if r["msg"] != msg {
 				continue
 			}
@@ -188,7 +174,7 @@ func TestPluginWithNRIRuntime(t *testing.T) {
 	pod := &nri.PodSandbox{Id: "pod-1", Name: "web-0", Namespace: "tenant-a", Uid: "3f2b9c1e-5a4d-4e8f-9b7a-1c2d3e4f5a6b"}
 	rt := startRuntime(t, socket, []*nri.PodSandbox{pod}, nil)
 
-	logs := &syncBuffer{}
+	logs := &harness.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -214,6 +200,18 @@ func TestPluginWithNRIRuntime(t *testing.T) {
 			}
 		}
 	}
+	// The plugin's Synchronize returns before the runtime counts it in: a
+	// create may still miss it for a moment. Probe until one gets the hook.
+	ready := func(r *runtime) {
+		t.Helper()
+		for i := 0; len(r.create(t, fmt.Sprintf("probe-%d", i)).GetCreateRuntime()) == 0; i++ {
+			if i == 500 {
+				t.Fatal("the runtime never added the plugin's hooks")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	ready(rt)
 	check(rt.create(t, "ctr-1"))
 	waitFor(t, "the injection log", hasRecord(logs, "hook injected", "container_id", "ctr-1", "pod_namespace", "tenant-a"))
 
@@ -232,6 +230,7 @@ func TestPluginWithNRIRuntime(t *testing.T) {
 	if hasRecord(logs, "container created without the hook: the plugin was not connected", "container_id", "ctr-1")() {
 		t.Fatal("ctr-1 got the hook but was reported without it")
 	}
+	ready(rt2)
 	check(rt2.create(t, "ctr-3"))
 
 	cancel()
