@@ -53,10 +53,9 @@ type Options struct {
 
 // Names of the installed files.
 const (
-	BinaryName    = "podhook"
-	CreateJSON    = "podhook.json"
-	PoststopJSON  = "podhook-poststop.json"
-	hookStageArgs = "--config"
+	BinaryName   = "podhook"
+	CreateJSON   = "podhook.json"
+	PoststopJSON = "podhook-poststop.json"
 )
 
 func (o *Options) host(p string) string { return filepath.Join(o.HostRoot, p) }
@@ -115,7 +114,7 @@ func (o *Options) files() ([]file, error) {
 	for _, stage := range []string{"createRuntime", "poststop"} {
 		h, err := hooksd.Registration(hooksd.Options{
 			Path: o.binaryPath(), Stage: stage, Timeout: o.HookTimeout,
-			Args: []string{hookStageArgs, o.configPath()},
+			Args: []string{"--config", o.configPath()},
 		})
 		if err != nil {
 			return nil, err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/podhook/podhook/internal/config"
 	"github.com/podhook/podhook/internal/runtimeconf"
+	"github.com/podhook/podhook/test/harness"
 )
 
 // binary writes a stand-in for the podhook binary: a copy of an executable.
@@ -293,7 +294,7 @@ func TestKeepFollowsConfigSource(t *testing.T) {
 		defer mu.Unlock()
 		return source, nil
 	}
-	var out syncWriter
+	var out harness.SyncBuffer
 	o.Out = &out
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -314,21 +315,4 @@ func TestKeepFollowsConfigSource(t *testing.T) {
 	if !installed(`{"agent_namespace":"two"}`)() {
 		t.Fatal("an invalid config replaced the installed one")
 	}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }

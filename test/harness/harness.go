@@ -66,3 +66,25 @@ func (h *HangingAgent) Close() error {
 	}
 	return err
 }
+
+// SyncBuffer is an io.Writer safe for concurrent writers, for logs written
+// by goroutines under test.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b = append(s.b, p...)
+	return len(p), nil
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.b)
+}
