@@ -88,7 +88,9 @@ func (c *Client) Connect() { c.conn.Connect() }
 func (c *Client) Close() error { return c.conn.Close() }
 
 // CreateContainer asks the agent about a container. A DENY verdict is
-// returned as a *DeniedError (errors.Is(err, ErrDenied)) with the response.
+// returned as a *DeniedError (errors.Is(err, ErrDenied)) with the response;
+// a verdict this client does not know wraps ErrAgent (an agent newer than
+// the hook, or a broken one: the fail check decides, never ALLOW).
 func (c *Client) CreateContainer(ctx context.Context, req *agentv1.CreateContainerRequest) (*agentv1.CreateContainerResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -96,10 +98,14 @@ func (c *Client) CreateContainer(ctx context.Context, req *agentv1.CreateContain
 	if err != nil {
 		return nil, classify(ctx, err)
 	}
-	if resp.GetVerdict() == agentv1.Verdict_VERDICT_DENY {
+	switch v := resp.GetVerdict(); v {
+	case agentv1.Verdict_VERDICT_ALLOW:
+		return resp, nil
+	case agentv1.Verdict_VERDICT_DENY:
 		return resp, &DeniedError{Reason: resp.GetReason()}
+	default:
+		return resp, fmt.Errorf("%w: unknown verdict %d", ErrAgent, int32(v))
 	}
-	return resp, nil
 }
 
 // StopContainer tells the agent a container is gone.

@@ -55,14 +55,14 @@ func (inv *Invocation) container() *agentv1.Container {
 func (inv *Invocation) pod() (*agentv1.Pod, *agentv1.Identity) {
 	id := inv.Identity
 	return &agentv1.Pod{Name: id.PodName, Namespace: id.PodNamespace, Uid: id.PodUID, SandboxId: id.SandboxID},
-		&agentv1.Identity{Trusted: id.Trusted, Conflicts: id.Conflicts}
+		&agentv1.Identity{Trusted: id.Trusted, Conflicts: id.Conflicts, Source: id.Source}
 }
 
 // CreateRequest is the request sent at the create stages.
 func (inv *Invocation) CreateRequest() *agentv1.CreateContainerRequest {
 	pod, ident := inv.pod()
 	return &agentv1.CreateContainerRequest{
-		ProtocolVersion: agentv1.ProtocolVersion_PROTOCOL_VERSION_1,
+		ProtocolVersion: agentv1.ProtocolVersion_PROTOCOL_VERSION_2,
 		Stage:           string(inv.Stage),
 		HookStartTime:   timestamppb.New(inv.Start),
 		Container:       inv.container(),
@@ -75,7 +75,7 @@ func (inv *Invocation) CreateRequest() *agentv1.CreateContainerRequest {
 func (inv *Invocation) StopRequest() *agentv1.StopContainerRequest {
 	pod, ident := inv.pod()
 	return &agentv1.StopContainerRequest{
-		ProtocolVersion: agentv1.ProtocolVersion_PROTOCOL_VERSION_1,
+		ProtocolVersion: agentv1.ProtocolVersion_PROTOCOL_VERSION_2,
 		Stage:           string(inv.Stage),
 		HookStartTime:   timestamppb.New(inv.Start),
 		Container:       inv.container(),

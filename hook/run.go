@@ -42,6 +42,9 @@ type Options struct {
 	Start time.Time
 	// Runtime is the configured runtime ("" to detect).
 	Runtime resolver.Runtime
+	// Given is the pod identity the injection path passed in the hook's
+	// arguments (podhook-nri), nil when none.
+	Given *resolver.Given
 	// Policy is the fail check's policy; Safe replaces it when invalid.
 	Policy, Safe Policy
 	// LogPath is named in the stderr line when the container is stopped.
@@ -68,7 +71,7 @@ func Prepare(state io.Reader, opts Options) (*Invocation, error) {
 	inv.Annotations = a.Map
 	cg := inv.Spec.CgroupsPath()
 	inv.Cgroups, inv.CgroupsErr = resolver.ExpandCgroupsPath(cg)
-	inv.Identity = resolver.Resolve(inv.Annotations, cg, opts.Runtime)
+	inv.Identity = resolver.Resolve(resolver.Input{Annotations: inv.Annotations, CgroupsPath: cg, Runtime: opts.Runtime, Given: opts.Given})
 	for _, k := range a.Duplicates {
 		inv.Identity.Trusted = false
 		inv.Identity.Conflicts = append(inv.Identity.Conflicts, fmt.Sprintf("annotation %q appears more than once", k))

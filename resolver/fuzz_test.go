@@ -7,9 +7,11 @@ import (
 	"testing"
 )
 
-// FuzzResolve checks that no annotation set panics the resolver, that an
-// identity with conflicts is never trusted, and that a trusted identity has
-// a valid namespace.
+// FuzzResolve checks properties an attacker who writes annotations must
+// not be able to break: pod fields come only from an established runtime's
+// own keys (or the given identity), never when both markers stand; a
+// trusted identity's namespace is the one its source holds, is valid, and
+// no key a pod can write names another namespace.
 func FuzzResolve(f *testing.F) {
 	if b, err := os.ReadFile("../testdata/crio-1.37/config.json"); err == nil {
 		var spec struct {
@@ -17,31 +19,58 @@ func FuzzResolve(f *testing.F) {
 		}
 		if json.Unmarshal(b, &spec) == nil {
 			enc, _ := json.Marshal(spec.Annotations)
-			f.Add(string(enc), cgroupF, "")
+			f.Add(string(enc), cgroupF, "", "")
 		}
 	}
-	for _, a := range []map[string]string{crio(nil), containerd(nil), crio(map[string]string{"io.kubernetes.cri.sandbox-namespace": "kube-system"})} {
+	for _, a := range []map[string]string{crio(nil), containerd(nil), crio(map[string]string{"io.kubernetes.cri.sandbox-namespace": "kube-system"}),
+		containerd(map[string]string{"io.container.manager": "cri-o", "io.kubernetes.pod.namespace": "kube-system"})} {
 		enc, _ := json.Marshal(a)
-		f.Add(string(enc), cgroupS, "cri-o")
+		f.Add(string(enc), cgroupS, "cri-o", "")
+		f.Add(string(enc), "", "containerd", "tenant-b")
 	}
-	f.Fuzz(func(t *testing.T, annotations, cgroups, hint string) {
+	f.Fuzz(func(t *testing.T, annotations, cgroups, hint, givenNS string) {
 		var a map[string]string
 		if json.Unmarshal([]byte(annotations), &a) != nil {
 			return
 		}
 		rt, _ := ParseRuntime(hint)
-		id := Resolve(a, cgroups, rt)
-		if id.Trusted && len(id.Conflicts) > 0 {
-			t.Fatalf("trusted with conflicts %q", id.Conflicts)
+		var given *Given
+		if givenNS != "" {
+			given = &Given{PodNamespace: givenNS, PodName: "web-0", PodUID: uid, ContainerName: "web"}
 		}
-		if id.Trusted && !isDNS1123Label(id.PodNamespace) {
-			t.Fatalf("trusted with namespace %q", id.PodNamespace)
+		id := Resolve(Input{Annotations: a, CgroupsPath: cgroups, Runtime: rt, Given: given})
+		manager, hasManager := a["io.container.manager"]
+		_, hasContainerd := a["io.kubernetes.cri.container-type"]
+		bothMarkers := hasContainerd && hasManager && (manager == "cri-o" || manager == "libpod")
+		switch id.Source {
+		case "":
+			if id.PodNamespace != "" || id.PodName != "" || id.PodUID != "" || id.SandboxID != "" {
+				t.Fatalf("pod fields with no source: %+v", id)
+			}
+		case SourceRuntime:
+			if given == nil || id.PodNamespace != given.PodNamespace {
+				t.Fatalf("source runtime without the given identity: %+v", id)
+			}
+		case SourceAnnotations:
+			if given != nil || bothMarkers {
+				t.Fatalf("identity read from annotations with given=%v, both markers=%v: %+v", given, bothMarkers, id)
+			}
+			if id.PodNamespace != a[keys[id.Runtime].podNamespace] {
+				t.Fatalf("namespace %q is not the %s key's %q", id.PodNamespace, id.Runtime, a[keys[id.Runtime].podNamespace])
+			}
+		default:
+			t.Fatalf("unknown source %q", id.Source)
 		}
-		if id.Trusted && id.Runtime == Unknown {
-			t.Fatal("trusted identity from an unknown runtime")
+		if !id.Trusted {
+			return
 		}
-		if _, hasCtrd := a[keyContainerdType]; hasCtrd && (a[keyManager] == "cri-o" || a[keyManager] == "libpod") && id.Trusted {
-			t.Fatal("trusted with both runtime markers")
+		if !IsDNS1123Label(id.PodNamespace) || id.Runtime == Unknown || bothMarkers {
+			t.Fatalf("trusted: %+v", id)
+		}
+		for _, key := range []string{"io.kubernetes.pod.namespace", "io.kubernetes.cri.sandbox-namespace", "io.kubernetes.cri-o.Namespace"} {
+			if v, ok := a[key]; ok && v != id.PodNamespace {
+				t.Fatalf("trusted namespace %q while %s=%q", id.PodNamespace, key, v)
+			}
 		}
 	})
 }

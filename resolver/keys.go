@@ -82,11 +82,15 @@ var keys = map[Runtime]keySet{
 	},
 }
 
-// passThroughKeys are keys a runtime does not write for workload containers,
-// so on that runtime they can only come from the pod's author. Seen with
-// CRI-O 1.37: io.kubernetes.cri-o.Namespace reached a workload container as
-// the pod wrote it. A value that disagrees with the trusted namespace is a
-// forgery attempt.
-var passThroughNamespaceKeys = map[keySet][]string{
-	crioKeys: {"io.kubernetes.cri-o.Namespace"},
-}
+// CRI-O's sandbox keys: CRI-O writes them for the pod's infra container
+// only, so on a workload container they are the pod author's (see
+// passThroughConflicts). io.kubernetes.cri-o.Name is CRI-O's own, written
+// for every container.
+const (
+	crioNamespace     = "io.kubernetes.cri-o.Namespace"
+	crioKubeName      = "io.kubernetes.cri-o.KubeName"
+	crioContainerName = "io.kubernetes.cri-o.ContainerName"
+	crioHostName      = "io.kubernetes.cri-o.HostName"
+	crioCgroupParent  = "io.kubernetes.cri-o.CgroupParent"
+	crioName          = "io.kubernetes.cri-o.Name"
+)

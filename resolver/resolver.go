@@ -5,7 +5,44 @@ import (
 	"strings"
 )
 
-// Identity is a container's pod identity as read from its runtime's keys.
+// Where an identity's pod fields came from.
+const (
+	// SourceRuntime: the injection path was told the identity by the
+	// runtime itself (NRI's PodSandbox) and passed it in the hook's own
+	// arguments, which no pod can write.
+	SourceRuntime = "runtime"
+	// SourceAnnotations: read from the established runtime's own
+	// annotation keys, which that runtime writes over the pod's.
+	SourceAnnotations = "annotations"
+)
+
+// Given is a pod identity the injection path learned from the runtime
+// itself and handed to the hook in its arguments.
+type Given struct {
+	PodName, PodNamespace, PodUID, SandboxID, ContainerName string
+}
+
+// Input is what Resolve decides from.
+type Input struct {
+	// Annotations are the container's OCI annotations. Some of them were
+	// written by the pod's author.
+	Annotations map[string]string
+	// CgroupsPath is linux.cgroupsPath from config.json, used to
+	// cross-check the pod UID and CRI-O's pass-through CgroupParent.
+	CgroupsPath string
+	// Runtime is the runtime the installer or the injection path named
+	// ("" to detect from the markers).
+	Runtime Runtime
+	// Given is the identity the injection path passed, nil when none.
+	Given *Given
+}
+
+// Identity is a container's pod identity.
+//
+// The pod fields hold only what the runtime itself wrote or said: the
+// Given identity, or the established runtime's own keys. They are empty
+// when the runtime cannot be established, so a value a pod wrote is never
+// presented as the pod's.
 type Identity struct {
 	Runtime       Runtime
 	PodName       string
@@ -16,58 +53,91 @@ type Identity struct {
 	ContainerType string
 	Image         string
 	ImageRef      string
-	// Trusted is true when the identity may drive a decision: the runtime
-	// is known, its markers and keys agree, and the namespace and UID are
-	// well formed. Conflicts says why it is not.
+	// Source is SourceRuntime, SourceAnnotations, or "" when no pod
+	// identity could be read.
+	Source string
+	// Trusted is true when the identity may drive a decision: it comes
+	// from an established runtime, nothing in the annotations disagrees
+	// with it, and the namespace and UID are well formed. Conflicts says
+	// why it is not.
 	Trusted   bool
 	Conflicts []string
 }
 
-// Resolve detects the runtime from its marker and reads the identity from
-// that runtime's keys only. hint is the runtime the installer configured
-// ("" for none); detection then only confirms it. cgroupsPath is
-// linux.cgroupsPath from config.json, used to cross-check the pod UID.
+// Resolve establishes the runtime and reads the identity from what that
+// runtime wrote, never from keys a pod can write.
 //
-//	markers present            hint   runtime read   trusted
-//	cri-o                      -      cri-o          if keys valid, no foreign key disagrees
-//	libpod                     -      podman         same
-//	containerd type key        -      containerd     same
-//	cri-o/libpod + containerd  -      cri-o/podman   never (one marker came from a pod)
-//	none                       -      unknown        never (no identity)
-//	any                        R      R              only if the markers say R alone
-func Resolve(annotations map[string]string, cgroupsPath string, hint Runtime) Identity {
-	detected, conflicts := detect(annotations)
-	rt := detected
-	if hint != "" && hint != Unknown {
-		if detected != hint {
-			conflicts = append(conflicts, fmt.Sprintf("runtime configured as %s but annotations say %s", hint, detected))
+//	given  configured  markers              runtime      pod fields from   trusted
+//	yes    R           any                  R            given             if markers say R alone, no key disagrees
+//	no     -           one: R               R            R's keys          if valid and no foreign key disagrees
+//	no     R           one: R               R            R's keys          same
+//	no     -           both                 unknown      none              never
+//	no     R           both, none, or not R R            none              never
+//	no     -           none                 unknown      none              never
+func Resolve(in Input) Identity {
+	a := in.Annotations
+	detected, both := detect(a)
+	var conflicts []string
+	if both {
+		conflicts = append(conflicts, fmt.Sprintf("both runtime markers present: %s=%q and %s", keyManager, a[keyManager], keyContainerdType))
+	}
+	rt, established := detected, !both && detected != Unknown
+	if in.Runtime != "" && in.Runtime != Unknown {
+		if !both && detected != in.Runtime {
+			conflicts = append(conflicts, fmt.Sprintf("runtime configured as %s but annotations say %s", in.Runtime, detected))
 		}
-		rt = hint
+		rt, established = in.Runtime, established && detected == in.Runtime
+	} else if both {
+		rt = Unknown
 	}
 	id := Identity{Runtime: rt}
 	ks, known := keys[rt]
-	if !known {
-		return id
+	if known {
+		// Not identity: what the runtime says of the container itself.
+		id.ContainerType = a[ks.containerType]
+		id.Image = a[ks.image]
+		if ks.imageRef != "" {
+			id.ImageRef = a[ks.imageRef]
+		}
 	}
-	id.PodName = annotations[ks.podName]
-	id.PodNamespace = annotations[ks.podNamespace]
-	id.PodUID = annotations[ks.podUID]
-	id.SandboxID = annotations[ks.sandboxID]
-	id.ContainerName = annotations[ks.containerName]
-	id.ContainerType = annotations[ks.containerType]
-	id.Image = annotations[ks.image]
-	if ks.imageRef != "" {
-		id.ImageRef = annotations[ks.imageRef]
-	}
-
-	if rt == Podman && id.PodNamespace == "" && id.PodUID == "" && id.PodName == "" {
-		// A plain podman container: no pod, nothing to trust.
+	switch {
+	case in.Given != nil:
+		g := in.Given
+		id.PodName, id.PodNamespace, id.PodUID, id.SandboxID, id.ContainerName = g.PodName, g.PodNamespace, g.PodUID, g.SandboxID, g.ContainerName
+		id.Source = SourceRuntime
+		if !known {
+			conflicts = append(conflicts, "identity given but no runtime named or detected")
+		} else {
+			// The runtime's own keys must agree with what it told the plugin.
+			for key, v := range map[string]string{ks.podNamespace: g.PodNamespace, ks.podName: g.PodName, ks.podUID: g.PodUID} {
+				if got, ok := a[key]; ok && got != v {
+					conflicts = append(conflicts, fmt.Sprintf("%s=%q disagrees with the runtime's %q", key, got, v))
+				}
+			}
+		}
+	case established && known:
+		id.PodName = a[ks.podName]
+		id.PodNamespace = a[ks.podNamespace]
+		id.PodUID = a[ks.podUID]
+		id.SandboxID = a[ks.sandboxID]
+		id.ContainerName = a[ks.containerName]
+		id.Source = SourceAnnotations
+		if rt == Podman && id.PodNamespace == "" && id.PodUID == "" && id.PodName == "" {
+			// A plain podman container: no pod, nothing to trust.
+			id.Source = ""
+			id.Conflicts = conflicts
+			return id
+		}
+	default:
+		conflicts = append(conflicts, "runtime not established: no pod identity read from the annotations")
 		id.Conflicts = conflicts
 		return id
 	}
-	conflicts = append(conflicts, checkKeys(id, rt)...)
-	conflicts = append(conflicts, foreignConflicts(annotations, ks)...)
-	if c := crossCheckCgroup(id.PodUID, cgroupsPath); c != "" {
+	own := map[string]string{"namespace": id.PodNamespace, "name": id.PodName, "uid": id.PodUID}
+	conflicts = append(conflicts, checkFields(id)...)
+	conflicts = append(conflicts, foreignConflicts(a, ks, own)...)
+	conflicts = append(conflicts, passThroughConflicts(a, ks, id, in.CgroupsPath)...)
+	if c := crossCheckCgroup(id.PodUID, in.CgroupsPath); c != "" {
 		conflicts = append(conflicts, c)
 	}
 	id.Conflicts = conflicts
@@ -75,65 +145,98 @@ func Resolve(annotations map[string]string, cgroupsPath string, hint Runtime) Id
 	return id
 }
 
-// detect reads the runtime markers.
-func detect(a map[string]string) (Runtime, []string) {
+// detect reads the runtime markers: the one runtime they name, or Unknown;
+// both is true when a CRI-O/podman marker stands beside containerd's.
+func detect(a map[string]string) (rt Runtime, both bool) {
 	manager, hasManager := a[keyManager]
 	_, hasContainerd := a[keyContainerdType]
-	var rt Runtime
 	switch {
 	case hasManager && manager == "cri-o":
 		rt = CRIO
 	case hasManager && manager == "libpod":
 		rt = Podman
 	case hasContainerd:
-		return Containerd, nil
+		return Containerd, false
 	default:
-		return Unknown, nil
+		return Unknown, false
 	}
-	if hasContainerd {
-		return rt, []string{fmt.Sprintf("both runtime markers present: %s=%q and %s", keyManager, manager, keyContainerdType)}
-	}
-	return rt, nil
+	return rt, hasContainerd
 }
 
-// checkKeys reports trusted keys that are missing or malformed.
-func checkKeys(id Identity, rt Runtime) []string {
-	ks := keys[rt]
+// checkFields reports identity fields that are missing or malformed.
+func checkFields(id Identity) []string {
 	var out []string
-	if !isDNS1123Label(id.PodNamespace) {
-		out = append(out, fmt.Sprintf("%s %q is not a valid namespace", ks.podNamespace, id.PodNamespace))
+	if !IsDNS1123Label(id.PodNamespace) {
+		out = append(out, fmt.Sprintf("pod namespace %q is not a valid namespace", id.PodNamespace))
 	}
 	if !isUUID(id.PodUID) {
-		out = append(out, fmt.Sprintf("%s %q is not a valid pod UID", ks.podUID, id.PodUID))
+		out = append(out, fmt.Sprintf("pod UID %q is not a valid pod UID", id.PodUID))
 	}
 	if id.PodName == "" {
-		out = append(out, fmt.Sprintf("%s is missing", ks.podName))
+		out = append(out, "pod name is missing")
 	}
 	return out
 }
 
-// foreignConflicts reports keys of other runtimes, or pass-through keys of
-// this one, that claim a different identity than the trusted keys.
-func foreignConflicts(a map[string]string, own keySet) []string {
+// foreignConflicts reports other runtimes' identity keys that claim a
+// different identity than the one resolved: on this runtime only a pod can
+// have written them.
+func foreignConflicts(a map[string]string, own keySet, id map[string]string) []string {
 	var out []string
-	disagree := func(key, trustedKey string) {
-		if v, ok := a[key]; ok && v != a[trustedKey] {
-			out = append(out, fmt.Sprintf("untrusted %s=%q disagrees with %s=%q", key, v, trustedKey, a[trustedKey]))
-		}
-	}
 	for _, rt := range []Runtime{CRIO, Containerd} {
 		ks := keys[rt]
 		if ks == own {
 			continue
 		}
-		disagree(ks.podNamespace, own.podNamespace)
-		disagree(ks.podName, own.podName)
-		disagree(ks.podUID, own.podUID)
-	}
-	for _, key := range passThroughNamespaceKeys[own] {
-		disagree(key, own.podNamespace)
+		for key, field := range map[string]string{ks.podNamespace: "namespace", ks.podName: "name", ks.podUID: "uid"} {
+			if v, ok := a[key]; ok && v != id[field] {
+				out = append(out, fmt.Sprintf("untrusted %s=%q disagrees with the pod %s %q", key, v, field, id[field]))
+			}
+		}
 	}
 	return out
+}
+
+// passThroughConflicts reports keys this runtime never writes for workload
+// containers (so a pod's author wrote them) that disagree with the
+// identity. Seen with CRI-O 1.37: io.kubernetes.cri-o.Namespace, KubeName,
+// ContainerName, HostName and CgroupParent reach a workload container as
+// the pod wrote them.
+func passThroughConflicts(a map[string]string, ks keySet, id Identity, cgroupsPath string) []string {
+	if ks != crioKeys {
+		return nil
+	}
+	var out []string
+	check := func(key string, agrees func(string) bool, want string) {
+		if v, ok := a[key]; ok && !agrees(v) {
+			out = append(out, fmt.Sprintf("untrusted %s=%q disagrees with %s", key, v, want))
+		}
+	}
+	equals := func(s string) func(string) bool { return func(v string) bool { return v == s } }
+	check(crioNamespace, equals(id.PodNamespace), fmt.Sprintf("the pod namespace %q", id.PodNamespace))
+	check(crioKubeName, equals(id.PodName), fmt.Sprintf("the pod name %q", id.PodName))
+	check(crioHostName, equals(id.PodName), fmt.Sprintf("the pod name %q", id.PodName))
+	check(crioContainerName, equals(a[crioName]), fmt.Sprintf("%s=%q", crioName, a[crioName]))
+	check(crioCgroupParent, func(v string) bool { return underCgroup(cgroupsPath, v) }, fmt.Sprintf("the cgroups path %q", cgroupsPath))
+	return out
+}
+
+// underCgroup reports whether the container's cgroups path lies below the
+// cgroup parent (either may be in systemd's slice form).
+func underCgroup(cgroupsPath, parent string) bool {
+	c, err := ExpandCgroupsPath(cgroupsPath)
+	if err != nil || c == "" {
+		return false
+	}
+	p := parent
+	if strings.HasSuffix(p, ".slice") && !strings.Contains(p, "/") {
+		if p, err = ExpandSlice(p); err != nil {
+			return false
+		}
+	} else if p, err = ExpandCgroupsPath(p); err != nil || p == "" {
+		return false
+	}
+	return p == "/" || strings.HasPrefix(c, strings.TrimSuffix(p, "/")+"/")
 }
 
 // crossCheckCgroup checks that a Kubernetes pod cgroup names the pod UID:
@@ -148,8 +251,9 @@ func crossCheckCgroup(uid, cgroupsPath string) string {
 	return fmt.Sprintf("pod UID %q not found in cgroups path %q", uid, cgroupsPath)
 }
 
-// isDNS1123Label reports whether s is a valid Kubernetes namespace name.
-func isDNS1123Label(s string) bool {
+// IsDNS1123Label reports whether s is a valid Kubernetes namespace name
+// (RFC 1123 label: lower-case alphanumerics and '-', at most 63).
+func IsDNS1123Label(s string) bool {
 	if len(s) == 0 || len(s) > 63 {
 		return false
 	}

@@ -54,7 +54,9 @@ func TestResolve(t *testing.T) {
 		annotations map[string]string
 		cgroups     string
 		hint        Runtime
+		given       *Given
 		runtime     Runtime
+		source      string
 		namespace   string
 		name        string
 		container   string
@@ -93,22 +95,89 @@ func TestResolve(t *testing.T) {
 			runtime:     CRIO, namespace: "tenant-a", name: "checkout-6c9d8b7f5-x2x9q", container: "checkout",
 			trusted: false, conflict: "io.kubernetes.cri.sandbox-namespace",
 		},
-		"spoof: cri-o pod adds containerd's marker too": {
+		"spoof: cri-o pod adds containerd's marker too: no identity": {
 			annotations: crio(map[string]string{
 				"io.kubernetes.cri.container-type":    "container",
 				"io.kubernetes.cri.sandbox-namespace": "kube-system",
 			}),
-			runtime: CRIO, namespace: "tenant-a", name: "checkout-6c9d8b7f5-x2x9q", container: "checkout",
-			trusted: false, conflict: "both runtime markers",
+			runtime: Unknown, trusted: false, conflict: "both runtime markers",
 		},
-		"spoof: containerd pod adds cri-o marker and keys": {
+		"spoof: containerd pod adds cri-o marker and keys, no hint: no identity": {
+			// Seen on a real containerd 2.4 with pod_annotations = ["*"].
+			annotations: containerd(map[string]string{
+				"io.container.manager":        "cri-o",
+				"io.kubernetes.pod.namespace": "kube-system",
+				"io.kubernetes.pod.name":      "kube-proxy-x",
+			}),
+			runtime: Unknown, trusted: false, conflict: "both runtime markers",
+		},
+		"spoof: containerd pod adds cri-o marker and keys, hint: no identity": {
 			annotations: containerd(map[string]string{
 				"io.container.manager":        "cri-o",
 				"io.kubernetes.pod.namespace": "kube-system",
 			}),
 			hint:    Containerd,
-			runtime: Containerd, namespace: "tenant-b", name: "web-0", container: "web",
-			trusted: false, conflict: "runtime configured as containerd",
+			runtime: Containerd, container: "", trusted: false, conflict: "runtime not established",
+		},
+		"given: the runtime's identity, clean": {
+			annotations: containerd(nil), hint: Containerd,
+			given:   &Given{PodNamespace: "tenant-b", PodName: "web-0", PodUID: uid, SandboxID: "abcd", ContainerName: "web"},
+			runtime: Containerd, source: SourceRuntime, namespace: "tenant-b", name: "web-0", container: "web", trusted: true,
+		},
+		"given: forged cri-o marker and keys never replace it": {
+			annotations: containerd(map[string]string{
+				"io.container.manager":        "cri-o",
+				"io.kubernetes.pod.namespace": "kube-system",
+				"io.kubernetes.pod.name":      "kube-proxy-x",
+			}),
+			hint:    Containerd,
+			given:   &Given{PodNamespace: "tenant-b", PodName: "web-0", PodUID: uid, SandboxID: "abcd", ContainerName: "web"},
+			runtime: Containerd, source: SourceRuntime, namespace: "tenant-b", name: "web-0", container: "web",
+			trusted: false, conflict: "io.kubernetes.pod.namespace",
+		},
+		"given: the runtime's own key disagrees": {
+			annotations: containerd(nil), hint: Containerd,
+			given:   &Given{PodNamespace: "kube-system", PodName: "web-0", PodUID: uid, ContainerName: "web"},
+			runtime: Containerd, source: SourceRuntime, namespace: "kube-system", name: "web-0", container: "web",
+			trusted: false, conflict: "disagrees with the runtime's",
+		},
+		"given: invalid namespace": {
+			annotations: containerd(nil), hint: Containerd,
+			given:   &Given{PodNamespace: "Tenant_B", PodName: "web-0", PodUID: uid, ContainerName: "web"},
+			runtime: Containerd, source: SourceRuntime, namespace: "Tenant_B", name: "web-0", container: "web",
+			trusted: false, conflict: "not a valid namespace",
+		},
+		"spoof: cri-o KubeName": {
+			annotations: crio(map[string]string{"io.kubernetes.cri-o.KubeName": "kube-proxy-x"}),
+			runtime:     CRIO, namespace: "tenant-a", name: "checkout-6c9d8b7f5-x2x9q", container: "checkout",
+			trusted: false, conflict: "io.kubernetes.cri-o.KubeName",
+		},
+		"spoof: cri-o HostName": {
+			annotations: crio(map[string]string{"io.kubernetes.cri-o.HostName": "kube-proxy-x"}),
+			runtime:     CRIO, namespace: "tenant-a", name: "checkout-6c9d8b7f5-x2x9q", container: "checkout",
+			trusted: false, conflict: "io.kubernetes.cri-o.HostName",
+		},
+		"spoof: cri-o ContainerName": {
+			annotations: crio(map[string]string{"io.kubernetes.cri-o.ContainerName": "k8s_POD_kube-proxy-x_kube-system_x_0"}),
+			runtime:     CRIO, namespace: "tenant-a", name: "checkout-6c9d8b7f5-x2x9q", container: "checkout",
+			trusted: false, conflict: "io.kubernetes.cri-o.ContainerName",
+		},
+		"spoof: cri-o CgroupParent": {
+			annotations: crio(map[string]string{"io.kubernetes.cri-o.CgroupParent": "/kubepods/besteffort/pod00000000-0000-0000-0000-000000000000"}),
+			cgroups:     cgroupF,
+			runtime:     CRIO, namespace: "tenant-a", name: "checkout-6c9d8b7f5-x2x9q", container: "checkout",
+			trusted: false, conflict: "io.kubernetes.cri-o.CgroupParent",
+		},
+		"cri-o pass-through keys that agree": {
+			annotations: crio(map[string]string{
+				"io.kubernetes.cri-o.KubeName":      "checkout-6c9d8b7f5-x2x9q",
+				"io.kubernetes.cri-o.Namespace":     "tenant-a",
+				"io.kubernetes.cri-o.CgroupParent":  "kubepods-besteffort-pod3f2b9c1e_5a4d_4e8f_9b7a_1c2d3e4f5a6b.slice",
+				"io.kubernetes.cri-o.Name":          "k8s_checkout_x",
+				"io.kubernetes.cri-o.ContainerName": "k8s_checkout_x",
+			}),
+			cgroups: cgroupS,
+			runtime: CRIO, namespace: "tenant-a", name: "checkout-6c9d8b7f5-x2x9q", container: "checkout", trusted: true,
 		},
 		"spoof: containerd pod adds cri-o namespace key": {
 			annotations: containerd(map[string]string{"io.kubernetes.pod.namespace": "kube-system"}),
@@ -128,13 +197,13 @@ func TestResolve(t *testing.T) {
 			annotations: crio(nil), hint: CRIO,
 			runtime: CRIO, namespace: "tenant-a", name: "checkout-6c9d8b7f5-x2x9q", container: "checkout", trusted: true,
 		},
-		"hint but no marker": {
+		"hint but another runtime's marker: no identity": {
 			annotations: containerd(nil), hint: CRIO,
 			runtime: CRIO, trusted: false, conflict: "runtime configured as cri-o but annotations say containerd",
 		},
 		"namespace missing": {
 			annotations: crio(map[string]string{"io.kubernetes.pod.namespace": ""}),
-			runtime:     CRIO, name: "checkout-6c9d8b7f5-x2x9q", container: "checkout", trusted: false, conflict: "not a valid namespace",
+			runtime:     CRIO, source: SourceAnnotations, name: "checkout-6c9d8b7f5-x2x9q", container: "checkout", trusted: false, conflict: "not a valid namespace",
 		},
 		"namespace malformed": {
 			annotations: crio(map[string]string{"io.kubernetes.pod.namespace": "Kube-System"}),
@@ -151,7 +220,17 @@ func TestResolve(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			id := Resolve(tc.annotations, tc.cgroups, tc.hint)
+			id := Resolve(Input{Annotations: tc.annotations, CgroupsPath: tc.cgroups, Runtime: tc.hint, Given: tc.given})
+			wantSource := tc.source
+			if wantSource == "" && tc.namespace != "" {
+				wantSource = SourceAnnotations
+			}
+			if id.Source != wantSource {
+				t.Errorf("source %q, want %q", id.Source, wantSource)
+			}
+			if id.Source == "" && (id.PodNamespace != "" || id.PodName != "" || id.PodUID != "") {
+				t.Errorf("pod fields without a source: %+v", id)
+			}
 			if id.Runtime != tc.runtime || id.PodNamespace != tc.namespace || id.PodName != tc.name || id.ContainerName != tc.container {
 				t.Errorf("got runtime=%s ns=%q pod=%q container=%q, want %s %q %q %q",
 					id.Runtime, id.PodNamespace, id.PodName, id.ContainerName, tc.runtime, tc.namespace, tc.name, tc.container)
@@ -184,17 +263,17 @@ func TestResolveFixture(t *testing.T) {
 	if err := json.Unmarshal(b, &spec); err != nil {
 		t.Fatal(err)
 	}
-	id := Resolve(spec.Annotations, spec.Linux.CgroupsPath, "")
+	id := Resolve(Input{Annotations: spec.Annotations, CgroupsPath: spec.Linux.CgroupsPath})
 	want := Identity{
 		Runtime: CRIO, PodName: "checkout-6c9d8b7f5-x2x9q", PodNamespace: "payments", PodUID: uid,
 		SandboxID:     "54802f9ec5b9fd4ecc6d62b4bc9646b7aed42c168c3583e71e4ea7ea3e106bb5",
 		ContainerName: "checkout", ContainerType: "container", Image: "localhost/busybox:latest",
-		ImageRef: "29a46b9c90694eae61c03a43eed162d0fab405684785a56259809f15f435ccad", Trusted: true,
+		ImageRef: "29a46b9c90694eae61c03a43eed162d0fab405684785a56259809f15f435ccad", Source: SourceAnnotations, Trusted: true,
 	}
 	if id.Runtime != want.Runtime || id.PodName != want.PodName || id.PodNamespace != want.PodNamespace ||
 		id.PodUID != want.PodUID || id.SandboxID != want.SandboxID || id.ContainerName != want.ContainerName ||
 		id.ContainerType != want.ContainerType || id.Image != want.Image || id.ImageRef != want.ImageRef ||
-		id.Trusted != want.Trusted || len(id.Conflicts) != 0 {
+		id.Source != want.Source || id.Trusted != want.Trusted || len(id.Conflicts) != 0 {
 		t.Errorf("got %+v\nwant %+v", id, want)
 	}
 }

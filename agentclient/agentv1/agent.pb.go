@@ -37,8 +37,11 @@ type ProtocolVersion int32
 const (
 	// PROTOCOL_VERSION_UNSPECIFIED is never sent by podhook.
 	ProtocolVersion_PROTOCOL_VERSION_UNSPECIFIED ProtocolVersion = 0
-	// PROTOCOL_VERSION_1 is the revision described in this file.
+	// PROTOCOL_VERSION_1 is the first revision.
 	ProtocolVersion_PROTOCOL_VERSION_1 ProtocolVersion = 1
+	// PROTOCOL_VERSION_2 adds Identity.source. An agent built against
+	// revision 1 ignores the new field and keeps working.
+	ProtocolVersion_PROTOCOL_VERSION_2 ProtocolVersion = 2
 )
 
 // Enum value maps for ProtocolVersion.
@@ -46,10 +49,12 @@ var (
 	ProtocolVersion_name = map[int32]string{
 		0: "PROTOCOL_VERSION_UNSPECIFIED",
 		1: "PROTOCOL_VERSION_1",
+		2: "PROTOCOL_VERSION_2",
 	}
 	ProtocolVersion_value = map[string]int32{
 		"PROTOCOL_VERSION_UNSPECIFIED": 0,
 		"PROTOCOL_VERSION_1":           1,
+		"PROTOCOL_VERSION_2":           2,
 	}
 )
 
@@ -81,7 +86,8 @@ func (ProtocolVersion) EnumDescriptor() ([]byte, []int) {
 }
 
 // Verdict is the agent's answer. Its zero value is ALLOW, so an agent that
-// returns an empty response lets the container start.
+// returns an empty response lets the container start. A value podhook does
+// not know is an agent error, decided by the fail check, never ALLOW.
 type Verdict int32
 
 const (
@@ -229,7 +235,12 @@ type Container struct {
 	// cgroups_path_expanded is cgroups_path as a path relative to the cgroup
 	// root, with systemd's "slice:prefix:name" form expanded the way runc does.
 	CgroupsPathExpanded string `protobuf:"bytes,11,opt,name=cgroups_path_expanded,json=cgroupsPathExpanded,proto3" json:"cgroups_path_expanded,omitempty"`
-	// annotations are the OCI annotations from config.json.
+	// annotations are the OCI annotations from config.json. They are partly
+	// written by the pod's author: every runtime copies some or all of a
+	// pod's annotations into its containers (CRI-O all of them, containerd
+	// those its pod_annotations setting lets through), so no key here proves
+	// anything about the pod unless the runtime writes it over the pod's.
+	// Decide on pod and identity, not on these.
 	Annotations map[string]string `protobuf:"bytes,12,rep,name=annotations,proto3" json:"annotations,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// mounts are the OCI mounts from config.json.
 	Mounts []*Mount `protobuf:"bytes,13,rep,name=mounts,proto3" json:"mounts,omitempty"`
@@ -376,8 +387,12 @@ func (x *Container) GetStatus() string {
 	return ""
 }
 
-// Pod is the Kubernetes identity of the container's pod, read only from the
-// detected runtime's own annotation keys.
+// Pod is the Kubernetes identity of the container's pod. podhook fills it
+// only from what the runtime itself said: the identity the runtime gave
+// podhook-nri (identity.source "runtime"), or the established runtime's own
+// annotation keys, which it writes over the pod's ("annotations"). When the
+// runtime cannot be established every field is empty. Treat it as the
+// pod's identity only when identity.trusted is true.
 type Pod struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// name is the pod name.
@@ -453,11 +468,23 @@ func (x *Pod) GetSandboxId() string {
 // Identity says how far the pod identity can be trusted.
 type Identity struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// trusted is false when the annotations conflict (a foreign runtime's keys
-	// that disagree, both runtime markers, a trusted key missing or malformed).
+	// trusted is true when pod is the runtime's identity of the container's
+	// pod and nothing contradicts it. It is false when the runtime cannot be
+	// established (both runtime markers, none, or not the configured one), a
+	// field is missing or malformed, or a key a pod can write disagrees with
+	// pod: another runtime's identity keys, CRI-O's sandbox-only keys on a
+	// workload container (io.kubernetes.cri-o.Namespace, KubeName,
+	// ContainerName, HostName, CgroupParent), a duplicated annotation key.
+	// An agent must not apply namespace rules to an identity that is not
+	// trusted; podhook's fail check never lets it fail open.
 	Trusted bool `protobuf:"varint,1,opt,name=trusted,proto3" json:"trusted,omitempty"`
 	// conflicts lists why the identity is not trusted, one short line each.
-	Conflicts     []string `protobuf:"bytes,2,rep,name=conflicts,proto3" json:"conflicts,omitempty"`
+	Conflicts []string `protobuf:"bytes,2,rep,name=conflicts,proto3" json:"conflicts,omitempty"`
+	// source is where pod came from: "runtime" (the runtime told
+	// podhook-nri, which passed it in the hook's own arguments), "annotations"
+	// (the established runtime's own keys), or "" (no identity). Since
+	// PROTOCOL_VERSION_2.
+	Source        string `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -506,10 +533,17 @@ func (x *Identity) GetConflicts() []string {
 	return nil
 }
 
+func (x *Identity) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
 // CreateContainerRequest is sent at the create stages.
 type CreateContainerRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// protocol_version is PROTOCOL_VERSION_1.
+	// protocol_version is the revision the hook speaks (PROTOCOL_VERSION_2).
 	ProtocolVersion ProtocolVersion `protobuf:"varint,1,opt,name=protocol_version,json=protocolVersion,proto3,enum=podhook.agent.v1.ProtocolVersion" json:"protocol_version,omitempty"`
 	// stage is the OCI hook stage podhook was run for ("createRuntime", ...).
 	Stage string `protobuf:"bytes,2,opt,name=stage,proto3" json:"stage,omitempty"`
@@ -655,7 +689,7 @@ func (x *CreateContainerResponse) GetReason() string {
 // StopContainerRequest is sent at the poststop stage.
 type StopContainerRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// protocol_version is PROTOCOL_VERSION_1.
+	// protocol_version is the revision the hook speaks (PROTOCOL_VERSION_2).
 	ProtocolVersion ProtocolVersion `protobuf:"varint,1,opt,name=protocol_version,json=protocolVersion,proto3,enum=podhook.agent.v1.ProtocolVersion" json:"protocol_version,omitempty"`
 	// stage is "poststop".
 	Stage string `protobuf:"bytes,2,opt,name=stage,proto3" json:"stage,omitempty"`
@@ -816,10 +850,11 @@ const file_agent_proto_rawDesc = "" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x12\x10\n" +
 	"\x03uid\x18\x03 \x01(\tR\x03uid\x12\x1d\n" +
 	"\n" +
-	"sandbox_id\x18\x04 \x01(\tR\tsandboxId\"B\n" +
+	"sandbox_id\x18\x04 \x01(\tR\tsandboxId\"Z\n" +
 	"\bIdentity\x12\x18\n" +
 	"\atrusted\x18\x01 \x01(\bR\atrusted\x12\x1c\n" +
-	"\tconflicts\x18\x02 \x03(\tR\tconflicts\"\xdc\x02\n" +
+	"\tconflicts\x18\x02 \x03(\tR\tconflicts\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\"\xdc\x02\n" +
 	"\x16CreateContainerRequest\x12L\n" +
 	"\x10protocol_version\x18\x01 \x01(\x0e2!.podhook.agent.v1.ProtocolVersionR\x0fprotocolVersion\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\tR\x05stage\x12B\n" +
@@ -837,10 +872,11 @@ const file_agent_proto_rawDesc = "" +
 	"\tcontainer\x18\x04 \x01(\v2\x1b.podhook.agent.v1.ContainerR\tcontainer\x12'\n" +
 	"\x03pod\x18\x05 \x01(\v2\x15.podhook.agent.v1.PodR\x03pod\x126\n" +
 	"\bidentity\x18\x06 \x01(\v2\x1a.podhook.agent.v1.IdentityR\bidentity\"\x17\n" +
-	"\x15StopContainerResponse*K\n" +
+	"\x15StopContainerResponse*c\n" +
 	"\x0fProtocolVersion\x12 \n" +
 	"\x1cPROTOCOL_VERSION_UNSPECIFIED\x10\x00\x12\x16\n" +
-	"\x12PROTOCOL_VERSION_1\x10\x01*.\n" +
+	"\x12PROTOCOL_VERSION_1\x10\x01\x12\x16\n" +
+	"\x12PROTOCOL_VERSION_2\x10\x02*.\n" +
 	"\aVerdict\x12\x11\n" +
 	"\rVERDICT_ALLOW\x10\x00\x12\x10\n" +
 	"\fVERDICT_DENY\x10\x012\xd1\x01\n" +

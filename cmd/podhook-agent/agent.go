@@ -32,6 +32,10 @@ type Config struct {
 	Events         io.Writer
 	DenyNamespaces []string
 	DenyImages     []*regexp.Regexp
+	// AllowUntrusted lets a container whose identity is not trusted start
+	// (namespace rules never apply to it; image rules still do). By
+	// default it is denied: its namespace cannot be told.
+	AllowUntrusted bool
 	AllowUIDs      []int
 	Delay          time.Duration
 	// ErrorCode, when not OK, is the gRPC status every call answers with.
@@ -45,24 +49,52 @@ type agent struct {
 	mu  sync.Mutex // serialises event lines
 }
 
-// CreateContainer records the request and answers DENY when the pod's
-// namespace or the image is on a deny list.
+// CreateContainer records the request and answers with decide's verdict.
 func (a *agent) CreateContainer(ctx context.Context, req *agentv1.CreateContainerRequest) (*agentv1.CreateContainerResponse, error) {
-	resp := &agentv1.CreateContainerResponse{}
-	if ns := req.GetPod().GetNamespace(); slices.Contains(a.cfg.DenyNamespaces, ns) {
-		resp = &agentv1.CreateContainerResponse{Verdict: agentv1.Verdict_VERDICT_DENY, Reason: fmt.Sprintf("namespace %q is denied by podhook-agent", ns)}
-	}
-	for _, re := range a.cfg.DenyImages {
-		if img := req.GetContainer().GetImage(); re.MatchString(img) {
-			resp = &agentv1.CreateContainerResponse{Verdict: agentv1.Verdict_VERDICT_DENY, Reason: fmt.Sprintf("image %q matches denied pattern %q", img, re)}
-			break
-		}
-	}
+	resp := a.decide(req)
 	if err := a.wait(ctx); err != nil {
 		return nil, err
 	}
 	a.record("CreateContainer", req, resp)
 	return resp, nil
+}
+
+// decide is the reference policy, in order:
+//
+//	image matches a --deny-image pattern        DENY
+//	identity not trusted, no --allow-untrusted  DENY (its namespace cannot be told)
+//	identity not trusted, --allow-untrusted     ALLOW (namespace rules are not applied)
+//	trusted namespace on --deny-namespace       DENY
+//	otherwise                                   ALLOW
+//
+// A namespace is read only from a trusted identity: an untrusted one may
+// name whatever namespace a pod's author wrote.
+func (a *agent) decide(req *agentv1.CreateContainerRequest) *agentv1.CreateContainerResponse {
+	deny := func(format string, args ...any) *agentv1.CreateContainerResponse {
+		return &agentv1.CreateContainerResponse{Verdict: agentv1.Verdict_VERDICT_DENY, Reason: fmt.Sprintf(format, args...)}
+	}
+	for _, re := range a.cfg.DenyImages {
+		if img := req.GetContainer().GetImage(); re.MatchString(img) {
+			return deny("image %q matches denied pattern %q", img, re)
+		}
+	}
+	if id := req.GetIdentity(); !id.GetTrusted() {
+		if a.cfg.AllowUntrusted {
+			return &agentv1.CreateContainerResponse{}
+		}
+		why := "no identity"
+		if c := id.GetConflicts(); len(c) > 0 {
+			why = c[0]
+			if len(c) > 1 {
+				why += fmt.Sprintf(" (and %d more)", len(c)-1)
+			}
+		}
+		return deny("pod identity not trusted: %s", why)
+	}
+	if ns := req.GetPod().GetNamespace(); slices.Contains(a.cfg.DenyNamespaces, ns) {
+		return deny("namespace %q is denied by podhook-agent", ns)
+	}
+	return &agentv1.CreateContainerResponse{}
 }
 
 // StopContainer records the request.

@@ -40,6 +40,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "events", Value: "-", Usage: `file the JSON-line events are appended to; "-" for stdout`},
 			&cli.StringSliceFlag{Name: "deny-namespace", Usage: "answer DENY for pods in this namespace (repeatable)"},
 			&cli.StringSliceFlag{Name: "deny-image", Usage: "answer DENY for images matching this RE2 pattern (repeatable)"},
+			&cli.BoolFlag{Name: "allow-untrusted", Usage: "let containers whose pod identity is not trusted start (namespace rules never apply to them; by default they are denied)"},
 			&cli.IntSliceFlag{Name: "allow-uid", Value: cli.NewIntSlice(0), Usage: "uids allowed to connect (SO_PEERCRED)"},
 			&cli.DurationFlag{Name: "delay", Usage: "wait this long before answering (to play a slow agent)"},
 			&cli.StringFlag{Name: "error-code", Usage: "answer every call with this gRPC status code, e.g. INTERNAL or PERMISSION_DENIED (to play a failing agent)"},
@@ -48,6 +49,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			cfg := Config{
 				Socket:         c.String("socket"),
 				DenyNamespaces: c.StringSlice("deny-namespace"),
+				AllowUntrusted: c.Bool("allow-untrusted"),
 				AllowUIDs:      c.IntSlice("allow-uid"),
 				Delay:          c.Duration("delay"),
 			}

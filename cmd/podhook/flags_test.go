@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/podhook/podhook/internal/config"
+	"github.com/podhook/podhook/resolver"
 )
 
 // resolveWith runs a command with the config flags and returns what it resolved.
@@ -107,19 +108,38 @@ func TestStageArgsPrecedence(t *testing.T) {
 		t.Fatalf("file: %+v", r)
 	}
 	t.Setenv("PODHOOK_TIMEOUT", "4s")
+	t.Setenv("PODHOOK_LOG_LEVEL", "error")
+	r = parse("--config", file)
+	if r.Timeout.Duration() != 4*time.Second || r.LogLevel != "error" {
+		t.Fatalf("env: %+v", r)
+	}
+	// Settings that can weaken a decision never come from the environment
+	// on the stage path.
 	t.Setenv("PODHOOK_FAIL_ALLOW_NAMESPACES", "env-a, env-b")
 	t.Setenv("PODHOOK_FAIL_ALLOW_NAMESPACE_REGEX", "team-[a-z]{1,3}")
-	r = parse("--config", file)
-	if r.Timeout.Duration() != 4*time.Second || len(r.FailAllowNamespaces) != 2 || r.FailAllowNamespaceRegex[0] != "team-[a-z]{1,3}" {
-		t.Fatalf("env: %+v", r)
+	t.Setenv("PODHOOK_AGENT_UID", "-1")
+	t.Setenv("PODHOOK_RUNTIME", "containerd")
+	t.Setenv("PODHOOK_AGENT_NAMESPACE", "tenant")
+	t.Setenv("PODHOOK_POD_NAMESPACE", "kube-system")
+	a, _, _ := parseStageArgs("createRuntime", []string{"--config", file}, io.Discard)
+	r = resolveConfig(a)
+	if len(r.FailAllowNamespaces) != 1 || r.FailAllowNamespaces[0] != "from-file" || len(r.FailAllowNamespaceRegex) != 0 ||
+		*r.AgentUID != 0 || r.Runtime != "" || r.AgentNamespace != "" || a.given() != nil {
+		t.Fatalf("environment weakened the stage: %+v given %+v", r.Config, a.given())
 	}
 	r = parse("--config", file, "--timeout", "5s", "--fail-allow-namespaces", "a,b", "--fail-allow-namespaces=c", "--agent-uid", "-1")
 	if r.Timeout.Duration() != 5*time.Second || len(r.FailAllowNamespaces) != 3 || *r.AgentUID != -1 {
 		t.Fatalf("flags: %+v", r)
 	}
-	a, _, _ := parseStageArgs("createRuntime", []string{"--state-file", "/x", "--dry-run"}, io.Discard)
+	a, _, _ = parseStageArgs("createRuntime", []string{"--state-file", "/x", "--dry-run"}, io.Discard)
 	if a.String(flagStateFile) != "/x" || !a.Bool(flagDryRun) {
 		t.Fatal("stage flags not parsed")
+	}
+	a, _, err := parseStageArgs("createRuntime", []string{"--runtime=containerd", "--pod-namespace=ledger", "--pod-name=web-0",
+		"--pod-uid=3f2b9c1e-5a4d-4e8f-9b7a-1c2d3e4f5a6b", "--sandbox-id=abc", "--container-name=web"}, io.Discard)
+	want := resolver.Given{PodNamespace: "ledger", PodName: "web-0", PodUID: "3f2b9c1e-5a4d-4e8f-9b7a-1c2d3e4f5a6b", SandboxID: "abc", ContainerName: "web"}
+	if g := a.given(); err != nil || g == nil || *g != want || resolveConfig(a).Runtime != "containerd" {
+		t.Fatalf("identity flags: err=%v given=%+v", err, g)
 	}
 }
 

@@ -69,7 +69,7 @@ func runStage(std stdio, st hook.Stage, start time.Time, args stageArgs, argsErr
 	defer closeIn()
 	rt, _ := resolver.ParseRuntime(cfg.Runtime)
 	opts := hook.Options{
-		Stage: st, Start: start, Runtime: rt,
+		Stage: st, Start: start, Runtime: rt, Given: args.given(),
 		Policy: cfg.Policy(), Safe: cfg.SafePolicy(),
 		LogPath: cfg.LogFile,
 	}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/podhook/podhook/resolver"
 )
 
 // stageArgs parses a stage command's flags with the standard library's
@@ -31,27 +33,23 @@ func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 func parseStageArgs(name string, args []string, help io.Writer) (a stageArgs, ok bool, err error) {
 	fs := flag.NewFlagSet("podhook "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	specs := append(configSpecs(),
-		flagSpec{flagStateFile, kindString, "read the OCI state from FILE instead of stdin (replay a capture)", ""},
-	)
-	for _, s := range specs {
+	for _, s := range append(configSpecs(), stageOnlySpecs()...) {
 		usage := s.usage
 		if s.defaultText != "" {
 			usage += " (default: " + s.defaultText + ")"
 		}
+		if stageEnv(s.name) {
+			usage += "; env " + envName(s.name)
+		}
 		switch s.kind {
 		case kindDuration:
-			fs.Duration(s.name, 0, usage+"; env "+envName(s.name))
+			fs.Duration(s.name, 0, usage)
 		case kindInt:
-			fs.Int(s.name, 0, usage+"; env "+envName(s.name))
+			fs.Int(s.name, 0, usage)
 		case kindStrings:
-			fs.Var(new(stringList), s.name, usage+"; env "+envName(s.name))
+			fs.Var(new(stringList), s.name, usage)
 		default:
-			if s.name == flagStateFile {
-				fs.String(s.name, "", usage)
-			} else {
-				fs.String(s.name, "", usage+"; env "+envName(s.name))
-			}
+			fs.String(s.name, "", usage)
 		}
 	}
 	fs.Bool(flagDryRun, false, "print the request and the decision an unreachable agent would get; contact nothing, log nothing")
@@ -77,7 +75,7 @@ func parseStageArgs(name string, args []string, help io.Writer) (a stageArgs, ok
 	err = errors.Join(errs...)
 	fs.Visit(func(f *flag.Flag) { a.set[f.Name] = true })
 	for _, s := range configSpecs() {
-		if a.set[s.name] {
+		if a.set[s.name] || !stageEnv(s.name) {
 			continue
 		}
 		if v := os.Getenv(envName(s.name)); v != "" {
@@ -88,6 +86,60 @@ func parseStageArgs(name string, args []string, help io.Writer) (a stageArgs, ok
 		}
 	}
 	return a, true, err
+}
+
+// Flags only a stage takes. The identity flags are what podhook-nri passes
+// from the runtime's own records (NRI's PodSandbox): they live in the
+// hook's arguments, which no pod can write, and never come from the
+// environment or the config file.
+const (
+	flagPodNamespace  = "pod-namespace"
+	flagPodName       = "pod-name"
+	flagPodUID        = "pod-uid"
+	flagSandboxID     = "sandbox-id"
+	flagContainerName = "container-name"
+)
+
+func stageOnlySpecs() []flagSpec {
+	const given = ", as the runtime gave it to the injection path (podhook-nri passes it; never from the environment)"
+	return []flagSpec{
+		{flagStateFile, kindString, "read the OCI state from FILE instead of stdin (replay a capture)", ""},
+		{flagPodNamespace, kindString, "the pod's namespace" + given, ""},
+		{flagPodName, kindString, "the pod's name" + given, ""},
+		{flagPodUID, kindString, "the pod's UID" + given, ""},
+		{flagSandboxID, kindString, "the pod sandbox's ID" + given, ""},
+		{flagContainerName, kindString, "the container's name" + given, ""},
+	}
+}
+
+// stageEnv reports whether a stage reads flag name from its PODHOOK_*
+// variable. Settings that can weaken a decision (the runtime, the peer
+// check, what fails open) and the stage-only flags come from flags and the
+// config file only: a runtime hands a hook an environment that podhook's
+// registration does not always control.
+func stageEnv(name string) bool {
+	switch name {
+	case flagRuntime, flagAgentUID, flagFailAllowNS, flagFailAllowRegex, flagAgentNamespace:
+		return false
+	}
+	for _, s := range stageOnlySpecs() {
+		if s.name == name {
+			return false
+		}
+	}
+	return true
+}
+
+// given is the identity passed in the stage's arguments, nil when none.
+func (a stageArgs) given() *resolver.Given {
+	g := resolver.Given{
+		PodNamespace: a.String(flagPodNamespace), PodName: a.String(flagPodName), PodUID: a.String(flagPodUID),
+		SandboxID: a.String(flagSandboxID), ContainerName: a.String(flagContainerName),
+	}
+	if g == (resolver.Given{}) {
+		return nil
+	}
+	return &g
 }
 
 // flagGroups splits args before each flag: ["--a", "1", "--b"] becomes

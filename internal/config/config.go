@@ -169,7 +169,7 @@ func (c Config) Validate(compilePatterns bool) error {
 		bad("log_max_backups", *c.LogMaxBackups, "must not be negative")
 	}
 	for _, ns := range append(append([]string{}, c.FailAllowNamespaces...), c.AgentNamespace) {
-		if ns != "" && !validNamespace(ns) {
+		if ns != "" && !resolver.IsDNS1123Label(ns) {
 			bad("namespace", strconv.Quote(ns), "is not a DNS-1123 label")
 		}
 	}
@@ -196,7 +196,7 @@ func (c Config) Policy() hook.Policy {
 
 // SafePolicy is the policy used when the configured one is invalid.
 func (c Config) SafePolicy() hook.Policy {
-	if validNamespace(c.AgentNamespace) {
+	if resolver.IsDNS1123Label(c.AgentNamespace) {
 		return hook.SafePolicy(c.AgentNamespace)
 	}
 	return hook.SafePolicy("")
@@ -206,7 +206,7 @@ func (c Config) SafePolicy() hook.Policy {
 // it is valid: what podhook runs with when its configuration is invalid.
 func (c Config) Safe() Config {
 	d := Defaults()
-	if validNamespace(c.AgentNamespace) {
+	if resolver.IsDNS1123Label(c.AgentNamespace) {
 		d.AgentNamespace = c.AgentNamespace
 	}
 	return d
@@ -219,19 +219,6 @@ func ParseLevel(s string) (slog.Level, error) {
 		return 0, fmt.Errorf("%w: log_level %q: want debug, info, warn or error", ErrInvalid, s)
 	}
 	return l, nil
-}
-
-func validNamespace(s string) bool {
-	if len(s) == 0 || len(s) > 63 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' && i > 0 && i < len(s)-1) {
-			return false
-		}
-	}
-	return true
 }
 
 // Duration is a time.Duration written as "2s" in JSON.

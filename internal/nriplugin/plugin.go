@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/containerd/nri/pkg/stub"
 
 	"github.com/podhook/podhook/internal/hooksd"
+	"github.com/podhook/podhook/resolver"
 )
 
 // DefaultSocketPath is where containerd and CRI-O serve NRI.
@@ -36,10 +38,11 @@ type Options struct {
 // RemoveContainer interfaces.
 type plugin struct {
 	o     Options
-	hooks *api.Hooks
+	hooks *api.Hooks // the registrations' hooks, before the per-container arguments
 
-	mu   sync.Mutex
-	seen map[string]bool // containers that got the hook, or were reported without it
+	mu      sync.Mutex
+	runtime string          // the runtime's name from Configure, as podhook's --runtime takes it
+	seen    map[string]bool // containers that got the hook, or were reported without it
 }
 
 func newPlugin(o Options) (*plugin, error) {
@@ -64,14 +67,25 @@ func newPlugin(o Options) (*plugin, error) {
 	return p, nil
 }
 
-// Configure logs which runtime the plugin registered with.
+// Configure records which runtime the plugin registered with: every hook
+// it injects is told that runtime, so the hook never guesses it from
+// annotations a pod may have written.
 func (p *plugin) Configure(_ context.Context, _, runtime, version string) (api.EventMask, error) {
+	rt, ok := resolver.ParseRuntime(runtime)
+	if !ok || rt == "" {
+		p.o.Log.Warn("runtime name not known to podhook: hooks will detect the runtime from annotations", "runtime", runtime)
+	}
+	p.mu.Lock()
+	p.runtime = string(rt)
+	p.mu.Unlock()
 	p.o.Log.Info("registered with the runtime", "runtime", runtime, "runtime_version", version, "socket", p.o.SocketPath)
 	return 0, nil // subscribe to the events the plugin implements
 }
 
-// Synchronize reports containers the plugin never saw created: they were
-// created while it was not connected, so they run without the hook.
+// Synchronize reports containers created without the hook: those whose
+// OCI hooks (which the runtime passes) do not include podhook's. A
+// container that got the hook from an earlier run of the plugin, before a
+// plugin or runtime restart, is not reported.
 func (p *plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
 	byID := make(map[string]*api.PodSandbox, len(pods))
 	for _, pod := range pods {
@@ -85,6 +99,9 @@ func (p *plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 			continue
 		}
 		p.seen[c.GetId()] = true
+		if p.hasHook(c.GetHooks()) {
+			continue
+		}
 		missed++
 		pod := byID[c.GetPodSandboxId()]
 		p.o.Log.Warn("container created without the hook: the plugin was not connected",
@@ -95,16 +112,52 @@ func (p *plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 	return nil, nil
 }
 
-// CreateContainer adds podhook's hooks to the container.
+// hasHook reports whether hooks hold podhook's createRuntime hook.
+func (p *plugin) hasHook(h *api.Hooks) bool {
+	for _, hk := range h.GetCreateRuntime() {
+		if hk.GetPath() == p.hooks.CreateRuntime[0].Path {
+			return true
+		}
+	}
+	return false
+}
+
+// CreateContainer adds podhook's hooks to the container, each told the
+// runtime and the pod identity the runtime gave the plugin.
 func (p *plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, c *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
-	adj := &api.ContainerAdjustment{}
-	adj.AddHooks(p.hooks)
 	p.mu.Lock()
 	p.seen[c.GetId()] = true
+	rt := p.runtime
 	p.mu.Unlock()
+	adj := &api.ContainerAdjustment{}
+	adj.AddHooks(p.hooksFor(rt, pod, c))
 	p.o.Log.Info("hook injected", "container_id", c.GetId(), "container_name", c.GetName(),
 		"pod_namespace", pod.GetNamespace(), "pod_name", pod.GetName(), "pod_uid", pod.GetUid())
 	return adj, nil, nil
+}
+
+// hooksFor returns the plugin's hooks with the runtime and identity
+// arguments of one container. Each is one "--flag=value" argument, so no
+// value can be read as a flag of its own.
+func (p *plugin) hooksFor(runtime string, pod *api.PodSandbox, c *api.Container) *api.Hooks {
+	var extra []string
+	if runtime != "" {
+		extra = append(extra, "--runtime="+runtime)
+	}
+	for _, kv := range [][2]string{
+		{"pod-namespace", pod.GetNamespace()}, {"pod-name", pod.GetName()}, {"pod-uid", pod.GetUid()},
+		{"sandbox-id", pod.GetId()}, {"container-name", c.GetName()},
+	} {
+		extra = append(extra, "--"+kv[0]+"="+kv[1])
+	}
+	with := func(hs []*api.Hook) []*api.Hook {
+		out := make([]*api.Hook, len(hs))
+		for i, h := range hs {
+			out[i] = &api.Hook{Path: h.Path, Args: append(slices.Clip(h.Args), extra...), Env: h.Env, Timeout: h.Timeout}
+		}
+		return out
+	}
+	return &api.Hooks{CreateRuntime: with(p.hooks.CreateRuntime), Poststop: with(p.hooks.Poststop)}
 }
 
 // RemoveContainer forgets a container.

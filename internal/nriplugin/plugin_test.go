@@ -144,7 +144,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Fatalf("timed out waiting for %s", what)
 }
 
-func hasRecord(logs *harness.SyncBuffer, msg string, kv ...string) func() bool {
+func hasRecord(logs *harness.SyncBuffer, msg string, kv ...any) func() bool {
 	return func() bool {
 		for _, r := range records(logs) {
 			if r["msg"] != msg {
@@ -152,7 +152,7 @@ func hasRecord(logs *harness.SyncBuffer, msg string, kv ...string) func() bool {
 			}
 			ok := true
 			for i := 0; i+1 < len(kv); i += 2 {
-				if r[kv[i]] != kv[i+1] {
+				if r[kv[i].(string)] != kv[i+1] {
 					ok = false
 				}
 			}
@@ -193,7 +193,11 @@ func TestPluginWithNRIRuntime(t *testing.T) {
 			t.Fatalf("hooks %v", h)
 		}
 		for stage, hook := range map[string]*nri.Hook{"createRuntime": h.CreateRuntime[0], "poststop": h.Poststop[0]} {
-			want := []string{"podhook", stage, "--config", "/opt/podhook/podhook-config.json"}
+			// The runtime's name from Configure and the identity the
+			// runtime gave the plugin, each in one argument.
+			want := []string{"podhook", stage, "--config", "/opt/podhook/podhook-config.json", "--runtime=containerd",
+				"--pod-namespace=tenant-a", "--pod-name=web-0", "--pod-uid=3f2b9c1e-5a4d-4e8f-9b7a-1c2d3e4f5a6b",
+				"--sandbox-id=pod-1", "--container-name=web"}
 			if hook.Path != "/opt/podhook/podhook" || !slices.Equal(hook.Args, want) || hook.GetTimeout().GetValue() != 10 ||
 				!slices.Equal(hook.Env, hooksd.DefaultEnv) {
 				t.Fatalf("%s hook %v, want path /opt/podhook/podhook args %q timeout 10", stage, hook, want)
@@ -217,18 +221,26 @@ func TestPluginWithNRIRuntime(t *testing.T) {
 
 	// The runtime restarts. While the plugin is away, ctr-2 is created
 	// without it; the runtime reports it when the plugin synchronizes.
+	// ctr-0 got podhook's hook from an earlier run of the plugin (its OCI
+	// hooks say so): not a container without the hook.
 	rt.kill()
 	waitFor(t, "the plugin to notice", hasRecord(logs, "not connected to the runtime, retrying"))
+	injected := &nri.Hooks{CreateRuntime: []*nri.Hook{{Path: "/opt/podhook/podhook", Args: []string{"podhook", "createRuntime"}}}}
 	ctrs := []*nri.Container{
+		{Id: "ctr-0", PodSandboxId: pod.Id, Name: "old", State: nri.ContainerState_CONTAINER_RUNNING, Hooks: injected},
 		{Id: "ctr-1", PodSandboxId: pod.Id, Name: "web", State: nri.ContainerState_CONTAINER_RUNNING},
-		{Id: "ctr-2", PodSandboxId: pod.Id, Name: "sidecar", State: nri.ContainerState_CONTAINER_RUNNING},
+		{Id: "ctr-2", PodSandboxId: pod.Id, Name: "sidecar", State: nri.ContainerState_CONTAINER_RUNNING,
+			Hooks: &nri.Hooks{CreateRuntime: []*nri.Hook{{Path: "/usr/bin/other-hook"}}}},
 	}
 	os.Remove(socket)
 	rt2 := startRuntime(t, socket, []*nri.PodSandbox{pod}, ctrs)
 	waitFor(t, "the missed container in the log", hasRecord(logs, "container created without the hook: the plugin was not connected",
 		"container_id", "ctr-2", "pod_namespace", "tenant-a", "container_name", "sidecar"))
-	if hasRecord(logs, "container created without the hook: the plugin was not connected", "container_id", "ctr-1")() {
-		t.Fatal("ctr-1 got the hook but was reported without it")
+	waitFor(t, "the synchronization summary", hasRecord(logs, "synchronized", "containers", float64(3), "without_hook", float64(1)))
+	for _, id := range []string{"ctr-0", "ctr-1"} {
+		if hasRecord(logs, "container created without the hook: the plugin was not connected", "container_id", id)() {
+			t.Fatalf("%s got the hook but was reported without it", id)
+		}
 	}
 	ready(rt2)
 	check(rt2.create(t, "ctr-3"))

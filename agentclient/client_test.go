@@ -1,0 +1,67 @@
+package agentclient
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"google.golang.org/grpc"
+
+	"github.com/podhook/podhook/agentclient/agentv1"
+)
+
+// verdictAgent answers every CreateContainer with one verdict.
+type verdictAgent struct {
+	agentv1.UnimplementedAgentServer
+	verdict agentv1.Verdict
+}
+
+func (a verdictAgent) CreateContainer(context.Context, *agentv1.CreateContainerRequest) (*agentv1.CreateContainerResponse, error) {
+	return &agentv1.CreateContainerResponse{Verdict: a.verdict, Reason: "because"}, nil
+}
+
+// TestVerdicts: ALLOW and DENY mean what they say; a verdict the client
+// does not know is an agent error (the fail check decides), never ALLOW.
+func TestVerdicts(t *testing.T) {
+	tests := map[string]struct {
+		verdict agentv1.Verdict
+		want    error
+	}{
+		"allow":   {agentv1.Verdict_VERDICT_ALLOW, nil},
+		"deny":    {agentv1.Verdict_VERDICT_DENY, ErrDenied},
+		"unknown": {agentv1.Verdict(7), ErrAgent},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir, err := os.MkdirTemp("", "ac-") // short: unix socket paths are limited
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer os.RemoveAll(dir)
+			sock := filepath.Join(dir, "a.sock")
+			lis, err := net.Listen("unix", sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := grpc.NewServer()
+			agentv1.RegisterAgentServer(srv, verdictAgent{verdict: tc.verdict})
+			go srv.Serve(lis)
+			defer srv.Stop()
+			c, err := New("unix://"+sock, WithPeerUID(os.Getuid()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_, err = c.CreateContainer(context.Background(), &agentv1.CreateContainerRequest{})
+			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if name == "unknown" && Kind(err) != "agent_error" {
+				t.Fatalf("kind %q", Kind(err))
+			}
+		})
+	}
+}
