@@ -149,6 +149,8 @@ func logResult(ctx context.Context, log *slog.Logger, opts Options, res Result, 
 			slog.String("runtime", string(id.Runtime)),
 			slog.Int("pid", inv.State.Pid),
 			slog.String("cgroups_path", inv.Cgroups),
+			slog.Bool("identity_trusted", id.Trusted),
+			slog.String("identity_source", id.Source),
 		)
 		if len(id.Conflicts) > 0 {
 			attrs = append(attrs, slog.Any("identity_conflict", id.Conflicts))

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
 	"encoding/json"
@@ -59,7 +58,7 @@ func setup() error {
 	if err := harness.Build(map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent", filepath.Join(dir, "podhook-nri"): "../../cmd/podhook-nri"}); err != nil {
 		return err
 	}
-	rootfs, err := rootfsTar()
+	rootfs, err := harness.RootfsTar()
 	if err != nil {
 		return err
 	}
@@ -69,28 +68,6 @@ func setup() error {
 		return fmt.Errorf("podman import: %v\n%s", err, out)
 	}
 	return nil
-}
-
-// rootfsTar is a minimal root filesystem: the static busybox and its applets.
-func rootfsTar() ([]byte, error) {
-	bb, err := os.ReadFile("/bin/busybox")
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, d := range []string{"bin/", "tmp/", "proc/", "sys/", "dev/", "etc/"} {
-		tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755})
-	}
-	tw.WriteHeader(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb))})
-	tw.Write(bb)
-	for _, applet := range []string{"sh", "true", "false", "echo", "cat", "sleep", "ls"} {
-		tw.WriteHeader(&tar.Header{Name: "bin/" + applet, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777})
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // env is one test's world: an agent socket, the agent's events, the hook's

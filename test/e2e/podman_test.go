@@ -180,7 +180,7 @@ func TestRunc(t *testing.T) {
 	e.startAgent()
 	bundle := filepath.Join(e.dir, "bundle")
 	rootfs := filepath.Join(bundle, "rootfs")
-	tarball, err := rootfsTar()
+	tarball, err := harness.RootfsTar()
 	if err != nil {
 		t.Fatal(err)
 	}

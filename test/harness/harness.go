@@ -4,6 +4,8 @@
 package harness
 
 import (
+	"archive/tar"
+	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -87,4 +89,28 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return string(s.b)
+}
+
+// RootfsTar is a minimal root filesystem as a tar stream: the static
+// busybox (Debian's busybox-static) and a few of its applets. Images are
+// built from it locally: there is no registry.
+func RootfsTar() ([]byte, error) {
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, d := range []string{"bin/", "tmp/", "proc/", "sys/", "dev/", "etc/"} {
+		tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755})
+	}
+	tw.WriteHeader(&tar.Header{Name: "bin/busybox", Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bb))})
+	tw.Write(bb)
+	for _, applet := range []string{"sh", "true", "false", "echo", "cat", "sleep", "ls"} {
+		tw.WriteHeader(&tar.Header{Name: "bin/" + applet, Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777})
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }

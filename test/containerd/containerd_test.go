@@ -1,0 +1,198 @@
+//go:build containerd
+
+package containerd
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func remarshal(from, to any) error {
+	b, err := json.Marshal(from)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, to)
+}
+
+// checkIdentity asserts the agent saw p's true identity, from the runtime.
+func checkIdentity(t *testing.T, ev event, p pod, container string) {
+	t.Helper()
+	r := ev.Request
+	if r.Pod.Namespace != p.namespace || r.Pod.Name != p.name || r.Pod.UID != p.uid || r.Pod.SandboxID != p.id ||
+		r.Container.Name != container || r.Container.Runtime != "containerd" || r.Container.Image != image ||
+		!r.Identity.Trusted || r.Identity.Source != "runtime" {
+		t.Fatalf("the agent received %+v\nwant pod %s/%s uid %s sandbox %s, container %s, trusted, from the runtime", r, p.namespace, p.name, p.uid, p.id, container)
+	}
+}
+
+// TestAllowAndPoststop: a pod starts; the agent sees its true identity at
+// create and again at poststop.
+func TestAllowAndPoststop(t *testing.T) {
+	w := newWorld(t, nil)
+	w.startAgent("--deny-namespace", "ledger")
+	p := w.runPod(podSpec{name: "web", namespace: "tenant-a"})
+	id := w.create(p, "app")
+	w.mustStart(id)
+	evs := w.received(id, "CreateContainer")
+	if len(evs) != 1 {
+		t.Fatalf("agent received %d creates, want 1", len(evs))
+	}
+	checkIdentity(t, evs[0], p, "app")
+	if evs[0].Request.Stage != "createRuntime" {
+		t.Fatalf("stage %q", evs[0].Request.Stage)
+	}
+	rec := w.record(id, "createRuntime")
+	if rec["decision"] != "allow" || rec["identity_trusted"] != true || rec["identity_source"] != "runtime" || rec["runtime"] != "containerd" {
+		t.Fatalf("record %v", rec)
+	}
+
+	w.stop(id)
+	checkIdentity(t, w.waitReceived(id, "StopContainer"), p, "app")
+	if rec := w.record(id, "poststop"); rec["decision"] != "allow" {
+		t.Fatalf("poststop record %v", rec)
+	}
+}
+
+// TestDeny: the agent's DENY stops the container; its reason is in the
+// start error, as kubectl describe shows it.
+func TestDeny(t *testing.T) {
+	w := newWorld(t, nil)
+	w.startAgent("--deny-namespace", "ledger")
+	p := w.runPod(podSpec{name: "books", namespace: "ledger"})
+	id := w.create(p, "app")
+	w.mustFail(id, `denied by agent: namespace \"ledger\" is denied by podhook-agent`)
+	evs := w.received(id, "CreateContainer")
+	if len(evs) != 1 || evs[0].Response.Verdict != "VERDICT_DENY" {
+		t.Fatalf("agent events %+v", evs)
+	}
+	checkIdentity(t, evs[0], p, "app")
+}
+
+// TestAgentDown: with no agent, a tenant fails closed and kube-system
+// (on the fail-allow list) fails open.
+func TestAgentDown(t *testing.T) {
+	w := newWorld(t, map[string]any{"fail_allow_namespaces": []string{"kube-system"}})
+	tenant := w.runPod(podSpec{name: "web", namespace: "tenant-a"})
+	id := w.create(tenant, "app")
+	w.mustFail(id, `namespace \"tenant-a\" is not on the fail-allow list: failing closed`)
+	if rec := w.record(id, "createRuntime"); rec["error_kind"] != "unreachable" || rec["fail_open"] != false {
+		t.Fatalf("record %v", rec)
+	}
+
+	system := w.runPod(podSpec{name: "kube-proxy", namespace: "kube-system"})
+	sid := w.create(system, "proxy")
+	w.mustStart(sid)
+	if rec := w.record(sid, "createRuntime"); rec["fail_open"] != true || rec["pod_namespace"] != "kube-system" || rec["identity_trusted"] != true {
+		t.Fatalf("record %v", rec)
+	}
+}
+
+// TestAgentHung: an agent that accepts and never answers costs the
+// deadline, then the fail check decides.
+func TestAgentHung(t *testing.T) {
+	w := newWorld(t, map[string]any{"fail_allow_namespaces": []string{"kube-system"}, "timeout": "1s"})
+	w.hangAgent()
+	tenant := w.runPod(podSpec{name: "web", namespace: "tenant-a"})
+	id := w.create(tenant, "app")
+	w.mustFail(id, "agent deadline exceeded")
+	rec := w.record(id, "createRuntime")
+	if rec["error_kind"] != "deadline" {
+		t.Fatalf("record %v", rec)
+	}
+	// Bounded by the deadline, far from the runtime's 10 s hook timeout.
+	if ms, _ := rec["agent_ms"].(float64); ms < 1000 || ms > 5000 {
+		t.Fatalf("agent call took %v ms, want about the 1 s deadline", rec["agent_ms"])
+	}
+	system := w.runPod(podSpec{name: "kube-proxy", namespace: "kube-system"})
+	sid := w.create(system, "proxy")
+	w.mustStart(sid)
+	if rec := w.record(sid, "createRuntime"); rec["fail_open"] != true || rec["error_kind"] != "deadline" {
+		t.Fatalf("record %v", rec)
+	}
+}
+
+// TestContainerdRestart: containerd restarts under the plugin; the plugin
+// reconnects, does not report the container that got the hook before the
+// restart, and the next container gets the hook again.
+func TestContainerdRestart(t *testing.T) {
+	w := newWorld(t, nil)
+	w.startAgent()
+	p := w.runPod(podSpec{name: "web", namespace: "tenant-a"})
+	before := w.create(p, "before")
+	w.mustStart(before)
+
+	syncs := n.countNRI("synchronized")
+	n.stopContainerd()
+	if err := n.waitNRI("not connected to the runtime, retrying", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.startContainerd(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.waitNRI("synchronized", syncs+1); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.waitInjected(); err != nil {
+		t.Fatal(err)
+	}
+	if s := w.state(before); s != "CONTAINER_RUNNING" {
+		t.Fatalf("container from before the restart is %s", s)
+	}
+	for _, r := range n.nriRecords() {
+		if r["container_id"] == before {
+			if msg, _ := r["msg"].(string); strings.Contains(msg, "without the hook") {
+				t.Fatalf("a container that got the hook was reported without it: %v", r)
+			}
+		}
+	}
+	after := w.create(p, "after")
+	w.mustStart(after)
+	checkIdentity(t, w.waitReceived(after, "CreateContainer"), p, "after")
+}
+
+// TestPluginRestart: a container created while podhook-nri is away runs
+// without the hook and is reported when the plugin comes back; the one
+// that got the hook before is not.
+func TestPluginRestart(t *testing.T) {
+	w := newWorld(t, nil)
+	w.startAgent()
+	p := w.runPod(podSpec{name: "web", namespace: "tenant-a"})
+	hooked := w.create(p, "hooked")
+	w.mustStart(hooked)
+
+	n.stopPlugin()
+	gap := w.create(p, "gap")
+	w.mustStart(gap)
+	if evs := w.received(gap, "CreateContainer"); len(evs) != 0 {
+		t.Fatalf("the agent heard of a container created without the plugin: %+v", evs)
+	}
+	if err := n.startPlugin(); err != nil {
+		t.Fatal(err)
+	}
+	var reported []string
+	for _, r := range n.nriRecords() {
+		if msg, _ := r["msg"].(string); strings.Contains(msg, "without the hook") {
+			reported = append(reported, r["container_id"].(string))
+			if r["container_id"] == gap && (r["pod_namespace"] != "tenant-a" || r["container_name"] != "gap") {
+				t.Fatalf("gap container reported as %v", r)
+			}
+		}
+	}
+	if !contains(reported, gap) || contains(reported, hooked) {
+		t.Fatalf("reported without the hook: %q; want %s and not %s", reported, gap, hooked)
+	}
+	next := w.create(p, "next")
+	w.mustStart(next)
+	checkIdentity(t, w.waitReceived(next, "CreateContainer"), p, "next")
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,414 @@
+//go:build containerd
+
+package containerd
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/podhook/podhook/test/harness"
+)
+
+// Images built from local files: there is no registry.
+const (
+	pauseImage = "localhost/podhook-pause:e2e"
+	image      = "localhost/podhook-busybox:e2e"
+)
+
+// The suite's node: one containerd and one podhook-nri for every test.
+// Each test points the injected hook at its own agent and log by rewriting
+// the hook's config file, which the hook reads at every invocation.
+var n *node
+
+func TestMain(m *testing.M) {
+	var err error
+	n, err = newNode()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "containerd suite setup: %v\n", err)
+		if n != nil {
+			n.dump()
+			n.close()
+		}
+		os.Exit(1)
+	}
+	code := m.Run()
+	if code != 0 {
+		n.dump()
+	}
+	n.close()
+	os.Exit(code)
+}
+
+type node struct {
+	dir      string // short: unix socket paths are limited to 108 bytes
+	tools    string // containerd, containerd-shim-runc-v2, ctr, crictl
+	podhook  string
+	agentBin string
+	nriBin   string
+
+	ctrd    *exec.Cmd
+	plugin  *exec.Cmd
+	nriLog  string
+	hookCfg string
+	seq     atomic.Int64
+}
+
+func (n *node) sock() string    { return filepath.Join(n.dir, "c.sock") }
+func (n *node) nriSock() string { return filepath.Join(n.dir, "nri.sock") }
+
+func newNode() (*node, error) {
+	dir, err := os.MkdirTemp("", "phc-")
+	if err != nil {
+		return nil, err
+	}
+	n := &node{dir: dir, tools: os.Getenv("PODHOOK_CONTAINERD_BIN"), nriLog: filepath.Join(dir, "nri.log"), hookCfg: filepath.Join(dir, "podhook-config.json")}
+	for _, tool := range []string{"containerd", "containerd-shim-runc-v2", "ctr", "crictl"} {
+		p, err := exec.LookPath(filepath.Join(n.tools, tool))
+		if n.tools == "" {
+			p, err = exec.LookPath(tool)
+		}
+		if err != nil {
+			return n, fmt.Errorf("%s not found (make e2e-containerd builds it; PODHOOK_CONTAINERD_BIN names its directory): %w", tool, err)
+		}
+		n.tools = filepath.Dir(p)
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		return n, fmt.Errorf("runc: %w (apt-get install runc)", err)
+	}
+	bin := filepath.Join(dir, "bin")
+	n.podhook, n.agentBin, n.nriBin = filepath.Join(bin, "podhook"), filepath.Join(bin, "podhook-agent"), filepath.Join(bin, "podhook-nri")
+	if err := harness.Build(map[string]string{n.podhook: "../../cmd/podhook", n.agentBin: "../../cmd/podhook-agent", n.nriBin: "../../cmd/podhook-nri"}); err != nil {
+		return n, err
+	}
+	if err := n.writeConfig(); err != nil {
+		return n, err
+	}
+	if err := n.startContainerd(); err != nil {
+		return n, err
+	}
+	if err := n.importImages(); err != nil {
+		return n, err
+	}
+	if err := n.startPlugin(); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// writeConfig writes containerd's config: version 3 (containerd 2.x), its
+// own root, state and sockets, NRI on, pod annotations passed through (an
+// operator setting that lets pods forge keys: what the suite tests), runc
+// from Debian with restrict_oom_score_adj (no CAP_SYS_RESOURCE here), and
+// an empty CNI directory (the pods use the host's network).
+func (n *node) writeConfig() error {
+	runc, _ := exec.LookPath("runc")
+	cfg := fmt.Sprintf(`version = 3
+root = %[1]q
+state = %[2]q
+[grpc]
+  address = %[3]q
+[ttrpc]
+  address = %[4]q
+[plugins]
+  [plugins.'io.containerd.nri.v1.nri']
+    disable = false
+    socket_path = %[5]q
+    plugin_path = %[6]q
+    plugin_config_path = %[7]q
+  [plugins.'io.containerd.cri.v1.images']
+    snapshotter = 'overlayfs'
+    [plugins.'io.containerd.cri.v1.images'.pinned_images]
+      sandbox = %[8]q
+  [plugins.'io.containerd.cri.v1.runtime']
+    restrict_oom_score_adj = true
+    [plugins.'io.containerd.cri.v1.runtime'.containerd]
+      default_runtime_name = 'runc'
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+        runtime_type = 'io.containerd.runc.v2'
+        pod_annotations = ['*']
+        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+          BinaryName = %[9]q
+          SystemdCgroup = false
+    [plugins.'io.containerd.cri.v1.runtime'.cni]
+      bin_dirs = [%[10]q]
+      conf_dir = %[11]q
+  [plugins.'io.containerd.grpc.v1.cri']
+    stream_server_address = '127.0.0.1'
+    stream_server_port = '0'
+`, filepath.Join(n.dir, "root"), filepath.Join(n.dir, "state"), n.sock(), n.sock()+".ttrpc",
+		n.nriSock(), filepath.Join(n.dir, "nri", "plugins"), filepath.Join(n.dir, "nri", "conf.d"),
+		pauseImage, runc, filepath.Join(n.dir, "cni", "bin"), filepath.Join(n.dir, "cni", "conf"))
+	if err := os.WriteFile(filepath.Join(n.dir, "config.toml"), []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	crictl := fmt.Sprintf("runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 30\n", n.sock(), n.sock())
+	return os.WriteFile(filepath.Join(n.dir, "crictl.yaml"), []byte(crictl), 0o600)
+}
+
+func (n *node) env() []string {
+	return append(os.Environ(), "PATH="+n.tools+":"+os.Getenv("PATH"))
+}
+
+// startContainerd starts containerd and waits until its CRI answers.
+func (n *node) startContainerd() error {
+	logf, err := os.OpenFile(filepath.Join(n.dir, "containerd.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	n.ctrd = exec.Command(filepath.Join(n.tools, "containerd"), "--config", filepath.Join(n.dir, "config.toml"))
+	n.ctrd.Env, n.ctrd.Stdout, n.ctrd.Stderr = n.env(), logf, logf
+	if err := n.ctrd.Start(); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := n.crictl("info")
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("containerd did not become ready: %w", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// stopContainerd stops containerd as a service manager would; containers
+// and their shims keep running.
+func (n *node) stopContainerd() {
+	if n.ctrd == nil {
+		return
+	}
+	n.ctrd.Process.Signal(syscall.SIGTERM)
+	n.ctrd.Wait()
+	n.ctrd = nil
+}
+
+// importImages builds the pause and busybox images from the busybox-static
+// rootfs with podman, and imports them into containerd's k8s.io namespace.
+func (n *node) importImages() error {
+	rootfs, err := harness.RootfsTar()
+	if err != nil {
+		return err
+	}
+	for img, cmd := range map[string]string{pauseImage: `CMD ["/bin/sleep","2147483647"]`, image: `CMD ["/bin/sh"]`} {
+		imp := exec.Command("podman", "import", "--change", cmd, "-", img)
+		imp.Stdin = bytes.NewReader(rootfs)
+		if out, err := imp.CombinedOutput(); err != nil {
+			return fmt.Errorf("podman import: %v\n%s", err, out)
+		}
+		archive := filepath.Join(n.dir, strings.NewReplacer("/", "_", ":", "_").Replace(img)+".tar")
+		if out, err := exec.Command("podman", "save", "--format", "docker-archive", "-o", archive, img).CombinedOutput(); err != nil {
+			return fmt.Errorf("podman save: %v\n%s", err, out)
+		}
+		if out, err := exec.Command(filepath.Join(n.tools, "ctr"), "-a", n.sock(), "-n", "k8s.io", "image", "import", archive).CombinedOutput(); err != nil {
+			return fmt.Errorf("ctr image import: %v\n%s", err, out)
+		}
+	}
+	return nil
+}
+
+// startPlugin starts podhook-nri and waits until containerd injects its
+// hook: NRI counts a plugin in only after its Synchronize returns, so a
+// create right after it may still miss the plugin. A probe container is
+// created (not started) until its OCI spec holds the hook.
+func (n *node) startPlugin() error {
+	before := n.countNRI("synchronized")
+	n.plugin = exec.Command(n.nriBin, "--socket", n.nriSock(), "--hook-path", n.podhook, "--config", n.hookCfg, "--log-file", n.nriLog)
+	n.plugin.Stderr = nil
+	if err := n.plugin.Start(); err != nil {
+		return err
+	}
+	if err := n.waitNRI("synchronized", before+1); err != nil {
+		return err
+	}
+	return n.waitInjected()
+}
+
+// waitInjected creates probe containers until one gets podhook's hook.
+func (n *node) waitInjected() error {
+	pod, err := n.runPodE(podSpec{name: "probe", namespace: "probe"})
+	if err != nil {
+		return err
+	}
+	defer n.crictl("rmp", "-f", pod.id)
+	for i := 0; i < 200; i++ {
+		cid, err := n.createE(pod, fmt.Sprintf("probe-%d", i), "/bin/true")
+		if err != nil {
+			return err
+		}
+		out, err := n.crictl("inspect", cid)
+		n.crictl("rm", "-f", cid)
+		if err == nil && strings.Contains(out, n.podhook) {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return errors.New("containerd never injected podhook's hook")
+}
+
+func (n *node) stopPlugin() {
+	if n.plugin == nil {
+		return
+	}
+	n.plugin.Process.Signal(syscall.SIGTERM)
+	n.plugin.Wait()
+	n.plugin = nil
+}
+
+// nriRecords parses podhook-nri's JSON-lines log.
+func (n *node) nriRecords() []map[string]any {
+	return readLines(n.nriLog)
+}
+
+func (n *node) countNRI(msg string) int {
+	c := 0
+	for _, r := range n.nriRecords() {
+		if r["msg"] == msg {
+			c++
+		}
+	}
+	return c
+}
+
+// waitNRI waits until podhook-nri has logged msg at least count times.
+func (n *node) waitNRI(msg string, count int) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for n.countNRI(msg) < count {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("podhook-nri never logged %q %d times", msg, count)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
+}
+
+func (n *node) close() {
+	if n.ctrd != nil {
+		out, _ := n.crictl("pods", "-q")
+		for _, id := range strings.Fields(out) {
+			n.crictl("rmp", "-f", id)
+		}
+	}
+	n.stopPlugin()
+	n.stopContainerd()
+	exec.Command("umount", "-R", n.dir).Run() // leftovers of a failed run, if any
+	os.RemoveAll(n.dir)
+}
+
+// dump prints the tail of the runtime's and the plugin's logs, for a
+// failing run.
+func (n *node) dump() {
+	for _, f := range []string{"containerd.log", "nri.log"} {
+		b, _ := os.ReadFile(filepath.Join(n.dir, f))
+		if len(b) > 8000 {
+			b = b[len(b)-8000:]
+		}
+		fmt.Fprintf(os.Stderr, "--- %s (tail)\n%s\n", f, b)
+	}
+}
+
+// crictl runs crictl against the node's containerd.
+func (n *node) crictl(args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(n.tools, "crictl"), append([]string{"--config", filepath.Join(n.dir, "crictl.yaml")}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("crictl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+// podSpec is a pod to run.
+type podSpec struct {
+	name, namespace string
+	annotations     map[string]string
+}
+
+type pod struct {
+	id, uid, name, namespace string
+	cfg                      string // the pod config file crictl needs again at create
+}
+
+// runPodE runs a host-network pod sandbox with a fresh UID.
+func (n *node) runPodE(p podSpec) (pod, error) {
+	seq := n.seq.Add(1)
+	uid := fmt.Sprintf("0000%04d-5a4d-4e8f-9b7a-1c2d3e4f5a6b", seq)
+	name := fmt.Sprintf("%s-%d", p.name, seq)
+	cfg := map[string]any{
+		"metadata":      map[string]any{"name": name, "namespace": p.namespace, "uid": uid, "attempt": 0},
+		"annotations":   p.annotations,
+		"log_directory": filepath.Join(n.dir, "logs", name),
+		"linux":         map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{"network": 2}}}, // NODE
+	}
+	path := filepath.Join(n.dir, "pod-"+name+".json")
+	if err := writeJSON(path, cfg); err != nil {
+		return pod{}, err
+	}
+	id, err := n.crictl("runp", path)
+	return pod{id: id, uid: uid, name: name, namespace: p.namespace, cfg: path}, err
+}
+
+// createE creates a container in pod running args.
+func (n *node) createE(p pod, name string, args ...string) (string, error) {
+	cfg := map[string]any{
+		"metadata": map[string]any{"name": name},
+		"image":    map[string]any{"image": image},
+		"command":  args,
+		"log_path": name + ".log",
+	}
+	path := filepath.Join(n.dir, "ctr-"+p.name+"-"+name+".json")
+	if err := writeJSON(path, cfg); err != nil {
+		return "", err
+	}
+	return n.crictl("create", p.id, path, p.cfg)
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+// readLines parses a JSON-lines file; a missing file has none.
+func readLines(path string) []map[string]any {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 4<<20)
+	for sc.Scan() {
+		var r map[string]any
+		if json.Unmarshal(sc.Bytes(), &r) == nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// dialable reports whether a unix socket accepts connections.
+func dialable(path string) bool {
+	c, err := net.Dial("unix", path)
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
+}
