@@ -43,6 +43,10 @@ func TestAllowAndPoststop(t *testing.T) {
 	if evs[0].Request.Stage != "createRuntime" {
 		t.Fatalf("stage %q", evs[0].Request.Stage)
 	}
+	// Under NRI the pod's sandbox (pause) container never gets the hook.
+	if evs := w.received(p.id, "CreateContainer"); len(evs) != 0 {
+		t.Fatalf("the sandbox got the hook: %+v", evs)
+	}
 	rec := w.record(id, "createRuntime")
 	if rec["decision"] != "allow" || rec["identity_trusted"] != true || rec["identity_source"] != "runtime" || rec["runtime"] != "containerd" {
 		t.Fatalf("record %v", rec)
@@ -195,4 +199,56 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestDefaultValidatorGap measures NRI's default validator with podhook as
+// a required plugin: after the plugin dies, the first container created
+// still runs without the hook (NRI learns the plugin is gone only when it
+// calls it for that container); the next create is rejected. The plugin
+// reports the first one when it is back.
+func TestDefaultValidatorGap(t *testing.T) {
+	if err := n.restartContainerd(true); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if n.plugin == nil {
+			n.startPlugin()
+		}
+		if err := n.restartContainerd(false); err != nil {
+			t.Error(err)
+		}
+	})
+	w := newWorld(t, nil)
+	w.startAgent()
+	p := w.runPod(podSpec{name: "web", namespace: "tenant-a"})
+	hooked := w.create(p, "hooked")
+	w.mustStart(hooked)
+
+	n.stopPlugin()
+	first, err := n.createE(p, "first", "/bin/sleep", "3600")
+	if err != nil {
+		t.Fatalf("first create after the plugin died: %v", err)
+	}
+	w.mustStart(first)
+	if evs := w.received(first, "CreateContainer"); len(evs) != 0 {
+		t.Fatalf("the agent heard of %s: %+v", first, evs)
+	}
+	if _, err := n.createE(p, "second", "/bin/sleep", "3600"); err == nil || !strings.Contains(err.Error(), "podhook") {
+		t.Fatalf("second create after the plugin died: %v, want a rejection naming the required plugin", err)
+	} else {
+		t.Logf("second create rejected: %s", err)
+	}
+
+	if err := n.startPlugin(); err != nil {
+		t.Fatal(err)
+	}
+	var reported []string
+	for _, r := range n.nriRecords() {
+		if msg, _ := r["msg"].(string); strings.Contains(msg, "without the hook") {
+			reported = append(reported, r["container_id"].(string))
+		}
+	}
+	if !contains(reported, first) || contains(reported, hooked) {
+		t.Fatalf("reported without the hook: %q; want %s, not %s", reported, first, hooked)
+	}
 }

@@ -92,7 +92,7 @@ func newNode() (*node, error) {
 	if err := harness.Build(map[string]string{n.podhook: "../../cmd/podhook", n.agentBin: "../../cmd/podhook-agent", n.nriBin: "../../cmd/podhook-nri"}); err != nil {
 		return n, err
 	}
-	if err := n.writeConfig(); err != nil {
+	if err := n.writeConfig(false); err != nil {
 		return n, err
 	}
 	if err := n.startContainerd(); err != nil {
@@ -111,8 +111,9 @@ func newNode() (*node, error) {
 // own root, state and sockets, NRI on, pod annotations passed through (an
 // operator setting that lets pods forge keys: what the suite tests), runc
 // from Debian with restrict_oom_score_adj (no CAP_SYS_RESOURCE here), and
-// an empty CNI directory (the pods use the host's network).
-func (n *node) writeConfig() error {
+// an empty CNI directory (the pods use the host's network). validator
+// turns on NRI's default validator with podhook as a required plugin.
+func (n *node) writeConfig(validator bool) error {
 	runc, _ := exec.LookPath("runc")
 	cfg := fmt.Sprintf(`version = 3
 root = %[1]q
@@ -127,6 +128,7 @@ state = %[2]q
     socket_path = %[5]q
     plugin_path = %[6]q
     plugin_config_path = %[7]q
+%[12]s
   [plugins.'io.containerd.cri.v1.images']
     snapshotter = 'overlayfs'
     [plugins.'io.containerd.cri.v1.images'.pinned_images]
@@ -149,12 +151,42 @@ state = %[2]q
     stream_server_port = '0'
 `, filepath.Join(n.dir, "root"), filepath.Join(n.dir, "state"), n.sock(), n.sock()+".ttrpc",
 		n.nriSock(), filepath.Join(n.dir, "nri", "plugins"), filepath.Join(n.dir, "nri", "conf.d"),
-		pauseImage, runc, filepath.Join(n.dir, "cni", "bin"), filepath.Join(n.dir, "cni", "conf"))
+		pauseImage, runc, filepath.Join(n.dir, "cni", "bin"), filepath.Join(n.dir, "cni", "conf"), validatorConfig(validator))
 	if err := os.WriteFile(filepath.Join(n.dir, "config.toml"), []byte(cfg), 0o600); err != nil {
 		return err
 	}
 	crictl := fmt.Sprintf("runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 30\n", n.sock(), n.sock())
 	return os.WriteFile(filepath.Join(n.dir, "crictl.yaml"), []byte(crictl), 0o600)
+}
+
+func validatorConfig(on bool) string {
+	if !on {
+		return ""
+	}
+	return `    [plugins.'io.containerd.nri.v1.nri'.default_validator]
+      enable = true
+      required_plugins = ['podhook']
+      tolerate_missing_plugins_annotation = 'podhook.io/tolerate-missing-plugins'`
+}
+
+// restartContainerd restarts containerd with or without the validator and
+// waits until the plugin is back and injecting.
+func (n *node) restartContainerd(validator bool) error {
+	syncs := n.countNRI("synchronized")
+	n.stopContainerd()
+	if err := n.writeConfig(validator); err != nil {
+		return err
+	}
+	if err := n.startContainerd(); err != nil {
+		return err
+	}
+	if n.plugin == nil {
+		return nil
+	}
+	if err := n.waitNRI("synchronized", syncs+1); err != nil {
+		return err
+	}
+	return n.waitInjected()
 }
 
 func (n *node) env() []string {

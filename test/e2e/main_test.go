@@ -194,7 +194,16 @@ type event struct {
 			Namespace string `json:"namespace"`
 			UID       string `json:"uid"`
 		} `json:"pod"`
+		Identity struct {
+			Trusted   bool     `json:"trusted"`
+			Conflicts []string `json:"conflicts"`
+			Source    string   `json:"source"`
+		} `json:"identity"`
 	} `json:"request"`
+	Response struct {
+		Verdict string `json:"verdict"`
+		Reason  string `json:"reason"`
+	} `json:"response"`
 }
 
 func (e *env) readEvents() []event {
