@@ -45,6 +45,9 @@ type Options struct {
 	// Given is the pod identity the injection path passed in the hook's
 	// arguments (podhook-nri), nil when none.
 	Given *resolver.Given
+	// Runs lists the runtimes that can have run the hook (nil for any):
+	// CRI-O and podman for a hooks.d registration.
+	Runs []resolver.Runtime
 	// Policy is the fail check's policy; Safe replaces it when invalid.
 	Policy, Safe Policy
 	// LogPath is named in the stderr line when the container is stopped.
@@ -71,7 +74,7 @@ func Prepare(state io.Reader, opts Options) (*Invocation, error) {
 	inv.Annotations = a.Map
 	cg := inv.Spec.CgroupsPath()
 	inv.Cgroups, inv.CgroupsErr = resolver.ExpandCgroupsPath(cg)
-	inv.Identity = resolver.Resolve(resolver.Input{Annotations: inv.Annotations, CgroupsPath: cg, Runtime: opts.Runtime, Given: opts.Given})
+	inv.Identity = resolver.Resolve(resolver.Input{Annotations: inv.Annotations, CgroupsPath: cg, Runtime: opts.Runtime, Given: opts.Given, Runs: opts.Runs})
 	for _, k := range a.Duplicates {
 		inv.Identity.Trusted = false
 		inv.Identity.Conflicts = append(inv.Identity.Conflicts, fmt.Sprintf("annotation %q appears more than once", k))

@@ -19,16 +19,17 @@ func FuzzResolve(f *testing.F) {
 		}
 		if json.Unmarshal(b, &spec) == nil {
 			enc, _ := json.Marshal(spec.Annotations)
-			f.Add(string(enc), cgroupF, "", "")
+			f.Add(string(enc), cgroupF, "", "", true)
 		}
 	}
 	for _, a := range []map[string]string{crio(nil), containerd(nil), crio(map[string]string{"io.kubernetes.cri.sandbox-namespace": "kube-system"}),
 		containerd(map[string]string{"io.container.manager": "cri-o", "io.kubernetes.pod.namespace": "kube-system"})} {
 		enc, _ := json.Marshal(a)
-		f.Add(string(enc), cgroupS, "cri-o", "")
-		f.Add(string(enc), "", "containerd", "tenant-b")
+		f.Add(string(enc), cgroupS, "cri-o", "", false)
+		f.Add(string(enc), "", "containerd", "tenant-b", false)
+		f.Add(string(enc), "", "", "", true)
 	}
-	f.Fuzz(func(t *testing.T, annotations, cgroups, hint, givenNS string) {
+	f.Fuzz(func(t *testing.T, annotations, cgroups, hint, givenNS string, viaHooksD bool) {
 		var a map[string]string
 		if json.Unmarshal([]byte(annotations), &a) != nil {
 			return
@@ -38,7 +39,11 @@ func FuzzResolve(f *testing.F) {
 		if givenNS != "" {
 			given = &Given{PodNamespace: givenNS, PodName: "web-0", PodUID: uid, ContainerName: "web"}
 		}
-		id := Resolve(Input{Annotations: a, CgroupsPath: cgroups, Runtime: rt, Given: given})
+		var runs []Runtime
+		if viaHooksD {
+			runs = []Runtime{CRIO, Podman}
+		}
+		id := Resolve(Input{Annotations: a, CgroupsPath: cgroups, Runtime: rt, Given: given, Runs: runs})
 		manager, hasManager := a["io.container.manager"]
 		_, hasContainerd := a["io.kubernetes.cri.container-type"]
 		bothMarkers := hasContainerd && hasManager && (manager == "cri-o" || manager == "libpod")
@@ -52,8 +57,11 @@ func FuzzResolve(f *testing.F) {
 				t.Fatalf("source runtime without the given identity: %+v", id)
 			}
 		case SourceAnnotations:
-			if given != nil || bothMarkers {
+			if given != nil || bothMarkers && !viaHooksD {
 				t.Fatalf("identity read from annotations with given=%v, both markers=%v: %+v", given, bothMarkers, id)
+			}
+			if viaHooksD && id.Runtime == Containerd {
+				t.Fatalf("containerd's keys read under hooks.d: %+v", id)
 			}
 			if id.PodNamespace != a[keys[id.Runtime].podNamespace] {
 				t.Fatalf("namespace %q is not the %s key's %q", id.PodNamespace, id.Runtime, a[keys[id.Runtime].podNamespace])

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -35,6 +36,10 @@ type Input struct {
 	Runtime Runtime
 	// Given is the identity the injection path passed, nil when none.
 	Given *Given
+	// Runs lists the runtimes that can have run this hook, nil for any.
+	// A hooks.d registration is read only by CRI-O and podman: another
+	// runtime's marker on such a container was written by the pod.
+	Runs []Runtime
 }
 
 // Identity is a container's pod identity.
@@ -67,7 +72,11 @@ type Identity struct {
 // Resolve establishes the runtime and reads the identity from what that
 // runtime wrote, never from keys a pod can write.
 //
-//	given  configured  markers              runtime      pod fields from   trusted
+// The markers counted are those of the runtimes that can have run the hook
+// (Input.Runs): under hooks.d, containerd's marker beside CRI-O's is the
+// pod's, and CRI-O's alone establishes the runtime.
+//
+//	given  configured  markers counted      runtime      pod fields from   trusted
 //	yes    R           any                  R            given             if markers say R alone, no key disagrees
 //	no     -           one: R               R            R's keys          if valid and no foreign key disagrees
 //	no     R           one: R               R            R's keys          same
@@ -76,19 +85,16 @@ type Identity struct {
 //	no     -           none                 unknown      none              never
 func Resolve(in Input) Identity {
 	a := in.Annotations
-	detected, both := detect(a)
-	var conflicts []string
-	if both {
-		conflicts = append(conflicts, fmt.Sprintf("both runtime markers present: %s=%q and %s", keyManager, a[keyManager], keyContainerdType))
+	named, conflicts := markers(a, in.Runs)
+	rt, established := Unknown, len(named) == 1
+	if established {
+		rt = named[0]
 	}
-	rt, established := detected, !both && detected != Unknown
 	if in.Runtime != "" && in.Runtime != Unknown {
-		if !both && detected != in.Runtime {
-			conflicts = append(conflicts, fmt.Sprintf("runtime configured as %s but annotations say %s", in.Runtime, detected))
+		if len(named) < 2 && rt != in.Runtime {
+			conflicts = append(conflicts, fmt.Sprintf("runtime configured as %s but annotations say %s", in.Runtime, rt))
 		}
-		rt, established = in.Runtime, established && detected == in.Runtime
-	} else if both {
-		rt = Unknown
+		rt, established = in.Runtime, established && rt == in.Runtime
 	}
 	id := Identity{Runtime: rt}
 	ks, known := keys[rt]
@@ -145,22 +151,33 @@ func Resolve(in Input) Identity {
 	return id
 }
 
-// detect reads the runtime markers: the one runtime they name, or Unknown;
-// both is true when a CRI-O/podman marker stands beside containerd's.
-func detect(a map[string]string) (rt Runtime, both bool) {
-	manager, hasManager := a[keyManager]
-	_, hasContainerd := a[keyContainerdType]
-	switch {
-	case hasManager && manager == "cri-o":
-		rt = CRIO
-	case hasManager && manager == "libpod":
-		rt = Podman
-	case hasContainerd:
-		return Containerd, false
-	default:
-		return Unknown, false
+// markers returns the runtimes whose markers the annotations carry, among
+// those that can have run the hook (runs; nil for any), with a conflict for
+// each marker that cannot be the runtime's and for two markers at once.
+func markers(a map[string]string, runs []Runtime) ([]Runtime, []string) {
+	var found []Runtime
+	switch a[keyManager] {
+	case "cri-o":
+		found = append(found, CRIO)
+	case "libpod":
+		found = append(found, Podman)
 	}
-	return rt, hasContainerd
+	if _, ok := a[keyContainerdType]; ok {
+		found = append(found, Containerd)
+	}
+	var named []Runtime
+	var conflicts []string
+	for _, rt := range found {
+		if runs != nil && !slices.Contains(runs, rt) {
+			conflicts = append(conflicts, fmt.Sprintf("%s's marker on a container whose hook %s never runs", rt, rt))
+			continue
+		}
+		named = append(named, rt)
+	}
+	if len(named) > 1 {
+		conflicts = append(conflicts, fmt.Sprintf("both runtime markers present: %s=%q and %s", keyManager, a[keyManager], keyContainerdType))
+	}
+	return named, conflicts
 }
 
 // checkFields reports identity fields that are missing or malformed.

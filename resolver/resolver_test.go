@@ -55,6 +55,7 @@ func TestResolve(t *testing.T) {
 		cgroups     string
 		hint        Runtime
 		given       *Given
+		runs        []Runtime
 		runtime     Runtime
 		source      string
 		namespace   string
@@ -118,6 +119,19 @@ func TestResolve(t *testing.T) {
 			}),
 			hint:    Containerd,
 			runtime: Containerd, container: "", trusted: false, conflict: "runtime not established",
+		},
+		"hooks.d: cri-o pod adds containerd's marker: cri-o established, untrusted": {
+			annotations: crio(map[string]string{
+				"io.kubernetes.cri.container-type":    "container",
+				"io.kubernetes.cri.sandbox-namespace": "kube-system",
+			}),
+			runs:    []Runtime{CRIO, Podman},
+			runtime: CRIO, namespace: "tenant-a", name: "checkout-6c9d8b7f5-x2x9q", container: "checkout",
+			trusted: false, conflict: "containerd's marker on a container whose hook containerd never runs",
+		},
+		"hooks.d: containerd's marker alone: not established": {
+			annotations: containerd(nil), runs: []Runtime{CRIO, Podman},
+			runtime: Unknown, trusted: false, conflict: "containerd's marker",
 		},
 		"given: the runtime's identity, clean": {
 			annotations: containerd(nil), hint: Containerd,
@@ -220,7 +234,7 @@ func TestResolve(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			id := Resolve(Input{Annotations: tc.annotations, CgroupsPath: tc.cgroups, Runtime: tc.hint, Given: tc.given})
+			id := Resolve(Input{Annotations: tc.annotations, CgroupsPath: tc.cgroups, Runtime: tc.hint, Given: tc.given, Runs: tc.runs})
 			wantSource := tc.source
 			if wantSource == "" && tc.namespace != "" {
 				wantSource = SourceAnnotations

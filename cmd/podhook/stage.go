@@ -61,6 +61,8 @@ func stageMain(st hook.Stage, argv []string, std stdio, start time.Time) error {
 }
 
 func runStage(std stdio, st hook.Stage, start time.Time, args stageArgs, argsErr error) error {
+	runs, viaErr := args.runs()
+	argsErr = errors.Join(argsErr, viaErr)
 	cfg := resolveConfig(args)
 	if argsErr != nil {
 		cfg = resolved{Config: cfg.Safe(), Err: errors.Join(argsErr, cfg.Err)}
@@ -69,7 +71,7 @@ func runStage(std stdio, st hook.Stage, start time.Time, args stageArgs, argsErr
 	defer closeIn()
 	rt, _ := resolver.ParseRuntime(cfg.Runtime)
 	opts := hook.Options{
-		Stage: st, Start: start, Runtime: rt, Given: args.given(),
+		Stage: st, Start: start, Runtime: rt, Given: args.given(), Runs: runs,
 		Policy: cfg.Policy(), Safe: cfg.SafePolicy(),
 		LogPath: cfg.LogFile,
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/podhook/podhook/internal/hooksd"
 	"github.com/podhook/podhook/resolver"
 )
 
@@ -98,12 +99,14 @@ const (
 	flagPodUID        = "pod-uid"
 	flagSandboxID     = "sandbox-id"
 	flagContainerName = "container-name"
+	flagVia           = "via"
 )
 
 func stageOnlySpecs() []flagSpec {
 	const given = ", as the runtime gave it to the injection path (podhook-nri passes it; never from the environment)"
 	return []flagSpec{
 		{flagStateFile, kindString, "read the OCI state from FILE instead of stdin (replay a capture)", ""},
+		{flagVia, kindString, `how the runtime runs the hook: "hooksd" (a hooks.d file: only CRI-O and podman read it) or "nri" (podhook-nri); the registration passes it`, ""},
 		{flagPodNamespace, kindString, "the pod's namespace" + given, ""},
 		{flagPodName, kindString, "the pod's name" + given, ""},
 		{flagPodUID, kindString, "the pod's UID" + given, ""},
@@ -128,6 +131,19 @@ func stageEnv(name string) bool {
 		}
 	}
 	return true
+}
+
+// runs returns the runtimes that can have run the hook, from --via (nil
+// for any), or an error for a value podhook does not know.
+func (a stageArgs) runs() ([]resolver.Runtime, error) {
+	switch v := a.String(flagVia); v {
+	case "", hooksd.ViaNRI:
+		return nil, nil
+	case hooksd.ViaHooksD:
+		return []resolver.Runtime{resolver.CRIO, resolver.Podman}, nil
+	default:
+		return nil, fmt.Errorf("--%s %q: want %s or %s", flagVia, v, hooksd.ViaHooksD, hooksd.ViaNRI)
+	}
 }
 
 // given is the identity passed in the stage's arguments, nil when none.

@@ -35,7 +35,18 @@ type Options struct {
 	Env []string
 	// Timeout is the runtime's timeout in seconds; 0 means DefaultTimeout.
 	Timeout int
+	// Via says how the runtime runs the hook: ViaHooksD (the default; a
+	// hooks.d file, read only by CRI-O and podman) or ViaNRI (podhook-nri).
+	// It is the hook's first argument after the stage, so the hook knows
+	// which runtimes can have run it.
+	Via string
 }
+
+// The ways a runtime runs podhook, as the hook's --via takes them.
+const (
+	ViaHooksD = "hooksd"
+	ViaNRI    = "nri"
+)
 
 // Registration builds and validates a hooks.d entry. when.always is true:
 // an empty "when" never runs, and annotations are written by pods, so they
@@ -46,6 +57,13 @@ func Registration(o Options) (*current.Hook, error) {
 	}
 	if o.Stage != "createRuntime" && o.Stage != "poststop" {
 		return nil, fmt.Errorf("stage %q: want createRuntime or poststop", o.Stage)
+	}
+	via := o.Via
+	if via == "" {
+		via = ViaHooksD
+	}
+	if via != ViaHooksD && via != ViaNRI {
+		return nil, fmt.Errorf("via %q: want %s or %s", via, ViaHooksD, ViaNRI)
 	}
 	env, timeout := o.Env, o.Timeout
 	if env == nil {
@@ -59,7 +77,7 @@ func Registration(o Options) (*current.Hook, error) {
 		Version: current.Version,
 		Hook: rspec.Hook{
 			Path:    o.Path,
-			Args:    append([]string{"podhook", o.Stage}, o.Args...),
+			Args:    append([]string{"podhook", o.Stage, "--via=" + via}, o.Args...),
 			Env:     env,
 			Timeout: &timeout,
 		},

@@ -33,8 +33,8 @@ func TestShippedRegistrations(t *testing.T) {
 		if h.Hook.Path != DefaultPath {
 			t.Errorf("%s: path %q", f, h.Hook.Path)
 		}
-		if !slices.Equal(h.Hook.Args[:2], []string{"podhook", stage}) {
-			t.Errorf("%s: args %v do not start with podhook %s", f, h.Hook.Args, stage)
+		if !slices.Equal(h.Hook.Args[:3], []string{"podhook", stage, "--via=hooksd"}) {
+			t.Errorf("%s: args %v do not start with podhook %s --via=hooksd", f, h.Hook.Args, stage)
 		}
 		if h.Hook.Timeout == nil || *h.Hook.Timeout < 5 {
 			t.Errorf("%s: timeout %v is not well above the 2s agent deadline", f, h.Hook.Timeout)
@@ -71,7 +71,7 @@ func TestRegistrationRefuses(t *testing.T) {
 		}
 	}
 	h, err := Registration(Options{Path: "/usr/local/bin/podhook", Stage: "createRuntime", Args: []string{"--config", "/etc/podhook.json"}, Timeout: 7})
-	if err != nil || *h.Hook.Timeout != 7 || h.Hook.Args[3] != "/etc/podhook.json" {
+	if err != nil || *h.Hook.Timeout != 7 || h.Hook.Args[4] != "/etc/podhook.json" {
 		t.Fatalf("got %+v, %v", h, err)
 	}
 }

@@ -89,7 +89,7 @@ func TestInstall(t *testing.T) {
 			if name == PoststopJSON {
 				stage = "poststop"
 			}
-			wantArgs := []string{"podhook", stage, "--config", "/opt/podhook/podhook-config.json"}
+			wantArgs := []string{"podhook", stage, "--via=hooksd", "--config", "/opt/podhook/podhook-config.json"}
 			if !slices.Equal(h.Hook.Args, wantArgs) || !slices.Equal(h.Stages, []string{stage}) || *h.Hook.Timeout != 10 {
 				t.Errorf("%s: %+v", name, h)
 			}

@@ -49,7 +49,7 @@ func newPlugin(o Options) (*plugin, error) {
 	p := &plugin{o: o, hooks: &api.Hooks{}, seen: map[string]bool{}}
 	for _, stage := range []string{"createRuntime", "poststop"} {
 		ho := o.Hook
-		ho.Stage = stage
+		ho.Stage, ho.Via = stage, hooksd.ViaNRI
 		reg, err := hooksd.Registration(ho)
 		if err != nil {
 			return nil, err

@@ -195,7 +195,7 @@ func TestPluginWithNRIRuntime(t *testing.T) {
 		for stage, hook := range map[string]*nri.Hook{"createRuntime": h.CreateRuntime[0], "poststop": h.Poststop[0]} {
 			// The runtime's name from Configure and the identity the
 			// runtime gave the plugin, each in one argument.
-			want := []string{"podhook", stage, "--config", "/opt/podhook/podhook-config.json", "--runtime=containerd",
+			want := []string{"podhook", stage, "--via=nri", "--config", "/opt/podhook/podhook-config.json", "--runtime=containerd",
 				"--pod-namespace=tenant-a", "--pod-name=web-0", "--pod-uid=3f2b9c1e-5a4d-4e8f-9b7a-1c2d3e4f5a6b",
 				"--sandbox-id=pod-1", "--container-name=web"}
 			if hook.Path != "/opt/podhook/podhook" || !slices.Equal(hook.Args, want) || hook.GetTimeout().GetValue() != 10 ||
