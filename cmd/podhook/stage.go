@@ -164,7 +164,10 @@ type reportingWriter struct {
 
 func (r *reportingWriter) Write(p []byte) (int, error) {
 	n, err := r.w.Write(p)
-	if err != nil {
+	switch {
+	case errors.Is(err, logfile.ErrLockTimeout):
+		fmt.Fprintf(r.stderr, "podhook: log: %v\n", err)
+	case err != nil:
 		fmt.Fprintf(r.stderr, "podhook: cannot write the log (the decision stands): %v\n", err)
 	}
 	return n, err

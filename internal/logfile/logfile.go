@@ -7,17 +7,32 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// ErrSymlink marks a log path, or a rotated name, that is a symbolic link.
-var ErrSymlink = errors.New("log path is a symlink")
+// Sentinels for what callers act on.
+var (
+	// ErrSymlink marks a log path, or a rotated name, that is a symbolic link.
+	ErrSymlink = errors.New("log path is a symlink")
+	// ErrNotRegular marks a log or lock path that is not a regular file
+	// (a FIFO, a device, a directory): it is refused without blocking.
+	ErrNotRegular = errors.New("log path is not a regular file")
+	// ErrLockTimeout marks a record written without the lock, and so
+	// without rotation, because the lock was held past the wait bound.
+	ErrLockTimeout = errors.New("log lock held by another process")
+)
 
-// Defaults for rotation.
+// Defaults for rotation and the lock.
 const (
 	DefaultMaxSize    = 10 << 20
 	DefaultMaxBackups = 3
+	// DefaultLockWait bounds the wait for the log lock. Each holder keeps
+	// it for one record, so only a stuck or hostile holder (or a burst far
+	// beyond hundreds of hooks) reaches it; past it the record is still
+	// written, without rotation, and the decision never waits longer.
+	DefaultLockWait = time.Second
 )
 
 // File appends whole records to path. Each Write is one write(2) on an
@@ -32,38 +47,72 @@ type File struct {
 	path       string
 	maxSize    int64
 	maxBackups int
+	lockWait   time.Duration
 	f          *os.File
 	lock       *os.File
 }
 
+// Option configures Open.
+type Option func(*File)
+
+// WithLockWait bounds the wait for the lock (default DefaultLockWait).
+func WithLockWait(d time.Duration) Option { return func(l *File) { l.lockWait = d } }
+
 // Open opens (creating, mode 0600, its directory 0700) the log at path.
-// maxSize <= 0 disables rotation; maxBackups < 0 is taken as 0.
-func Open(path string, maxSize int64, maxBackups int) (*File, error) {
+// maxSize <= 0 disables rotation; maxBackups < 0 is taken as 0. Nothing in
+// it blocks: a FIFO or device at the path is refused (ErrNotRegular), a
+// symlink too (ErrSymlink), and an existing file's mode is brought back to
+// 0600.
+func Open(path string, maxSize int64, maxBackups int, opts ...Option) (*File, error) {
 	if !filepath.IsAbs(path) {
 		return nil, fmt.Errorf("log file %q: path must be absolute", path)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("log directory: %w", err)
 	}
-	lock, err := openNoFollow(path+".lock", os.O_RDWR|os.O_CREATE)
+	lock, err := openRegular(path+".lock", os.O_RDWR|os.O_CREATE)
 	if err != nil {
 		return nil, err
 	}
-	f, err := openNoFollow(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE)
+	f, err := openRegular(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE)
 	if err != nil {
 		lock.Close()
 		return nil, err
 	}
-	return &File{path: path, maxSize: maxSize, maxBackups: max(maxBackups, 0), f: f, lock: lock}, nil
+	l := &File{path: path, maxSize: maxSize, maxBackups: max(maxBackups, 0), lockWait: DefaultLockWait, f: f, lock: lock}
+	for _, o := range opts {
+		o(l)
+	}
+	return l, nil
 }
 
-func openNoFollow(path string, flag int) (*os.File, error) {
-	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
-	if errors.Is(err, syscall.ELOOP) {
+// openRegular opens path without following a symlink and without blocking
+// (O_NONBLOCK: a FIFO without a reader fails at once, one with a reader is
+// refused below), and accepts only a regular file, mode 0600.
+func openRegular(path string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(path, flag|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0o600)
+	switch {
+	case errors.Is(err, syscall.ELOOP):
 		return nil, fmt.Errorf("%w: %s (refused)", ErrSymlink, path)
-	}
-	if err != nil {
+	case errors.Is(err, syscall.ENXIO):
+		return nil, fmt.Errorf("%w: %s (refused)", ErrNotRegular, path)
+	case err != nil:
 		return nil, fmt.Errorf("open log: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat log: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s is a %s (refused)", ErrNotRegular, path, fi.Mode().Type())
+	}
+	if fi.Mode().Perm() != 0o600 {
+		if err := f.Chmod(0o600); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("log mode: %w", err)
+		}
 	}
 	return f, nil
 }
@@ -74,10 +123,20 @@ func (l *File) Close() error {
 }
 
 // Write appends p as one write(2). It rotates first when p would take the
-// file past its size bound.
+// file past its size bound. When the lock is not had within the wait bound,
+// p is appended without it (so without rotation: O_APPEND keeps the record
+// whole) and ErrLockTimeout is returned with the count.
 func (l *File) Write(p []byte) (int, error) {
-	if err := l.flock(unix.LOCK_EX); err != nil {
-		return 0, err
+	if err := l.lockBounded(); err != nil {
+		if !errors.Is(err, ErrLockTimeout) {
+			return 0, err
+		}
+		l.current() // follow a rotation, never make one: best effort
+		n, werr := l.f.Write(p)
+		if werr != nil {
+			return n, fmt.Errorf("write log: %w", werr)
+		}
+		return n, fmt.Errorf("%w past %v: record written without rotation", ErrLockTimeout, l.lockWait)
 	}
 	size, err := l.current()
 	if err == nil && l.maxSize > 0 && size > 0 && size+int64(len(p)) > l.maxSize {
@@ -95,6 +154,24 @@ func (l *File) Write(p []byte) (int, error) {
 		return n, fmt.Errorf("write log: %w", werr)
 	}
 	return n, err
+}
+
+// lockBounded takes the exclusive lock, polling a non-blocking flock until
+// the wait bound passes (flock(2) itself has no timeout).
+func (l *File) lockBounded() error {
+	deadline := time.Now().Add(l.lockWait)
+	pause := 50 * time.Microsecond
+	for {
+		err := l.flock(unix.LOCK_EX | unix.LOCK_NB)
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return ErrLockTimeout
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, time.Millisecond)
+	}
 }
 
 func (l *File) flock(how int) error {
@@ -123,7 +200,7 @@ func (l *File) current() (int64, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return 0, fmt.Errorf("stat log: %w", err)
 	}
-	f, err := openNoFollow(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE)
+	f, err := openRegular(l.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE)
 	if err != nil {
 		return 0, err
 	}

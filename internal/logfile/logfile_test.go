@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // readRecords returns every line of the log and its backups.
@@ -48,7 +52,9 @@ func TestConcurrentRotation(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l, err := Open(path, 2048, backups)
+			// Rotating a thousand backups holds the lock for long: this
+			// test is about rotation, not about the wait bound.
+			l, err := Open(path, 2048, backups, WithLockWait(time.Minute))
 			if err != nil {
 				t.Error(err)
 				return
@@ -170,5 +176,111 @@ func TestModesAndSymlinks(t *testing.T) {
 func TestRelativePathRefused(t *testing.T) {
 	if _, err := Open("podhook.log", 100, 1); err == nil {
 		t.Fatal("relative path accepted")
+	}
+}
+
+// TestLockHeld: a lock that another holder never releases costs at most
+// the wait bound; the record is still appended, whole, and the write says
+// so with ErrLockTimeout.
+func TestLockHeld(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "podhook.log")
+	l, err := Open(path, 10, 1, WithLockWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	holder, err := os.OpenFile(path+".lock", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if err := unix.Flock(int(holder.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Write([]byte("first record\n"))
+		if err == nil {
+			_, err = l.Write([]byte("second record, past the size bound\n"))
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrLockTimeout) {
+			t.Fatalf("err = %v, want ErrLockTimeout", err)
+		}
+	case <-time.After(10 * time.Second): // generous: the bound is 50 ms
+		t.Fatal("Write waited on the held lock")
+	}
+	if b, _ := os.ReadFile(path); !strings.HasPrefix(string(b), "first record\n") {
+		t.Fatalf("log holds %q", b)
+	}
+	unix.Flock(int(holder.Fd()), unix.LOCK_UN)
+	if _, err := l.Write([]byte("after release\n")); err != nil {
+		t.Fatalf("after the lock is released: %v", err)
+	}
+}
+
+// TestNotRegular: a FIFO at the log or lock path, with or without a
+// reader, and a directory, are refused at once, never opened for a
+// blocking write.
+func TestNotRegular(t *testing.T) {
+	for name, setup := range map[string]func(t *testing.T, path string){
+		"fifo, no reader": func(t *testing.T, path string) { mkfifo(t, path) },
+		"fifo with a reader": func(t *testing.T, path string) {
+			mkfifo(t, path)
+			r, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close() })
+		},
+		"fifo at the lock path": func(t *testing.T, path string) { mkfifo(t, path+".lock") },
+		"directory":             func(t *testing.T, path string) { os.Mkdir(path, 0o700) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "podhook.log")
+			setup(t, path)
+			done := make(chan error, 1)
+			go func() {
+				l, err := Open(path, 10, 1)
+				if err == nil {
+					l.Close()
+				}
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if !errors.Is(err, ErrNotRegular) && !strings.Contains(fmt.Sprint(err), "directory") {
+					t.Fatalf("err = %v, want ErrNotRegular", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Open blocked")
+			}
+		})
+	}
+}
+
+func mkfifo(t *testing.T, path string) {
+	t.Helper()
+	if err := unix.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestModeRestored: an existing log with a wider mode is brought back to
+// 0600.
+func TestModeRestored(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "podhook.log")
+	os.WriteFile(path, []byte("old\n"), 0o644)
+	os.Chmod(path, 0o644)
+	l, err := Open(path, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, want 0600", fi.Mode().Perm())
 	}
 }

@@ -327,6 +327,62 @@ func TestLogPathFaults(t *testing.T) {
 		}
 	})
 
+	// A log lock that another process never releases, and a FIFO at the
+	// log path, must not hold the decision: it arrives within the lock's
+	// wait bound (1 s) plus the time the same invocation takes without the
+	// fault, measured here, with a margin for a loaded machine.
+	down := []string{"createRuntime", "--agent-address", "unix:///nonexistent/a.sock", "--fail-allow-namespaces", "payments"}
+	timed := func(args ...string) (result, time.Duration) {
+		start := time.Now()
+		r := runHook(t, state, append(append([]string{}, down...), args...)...)
+		return r, time.Since(start)
+	}
+	t.Run("log lock held by another process", func(t *testing.T) {
+		log := filepath.Join(t.TempDir(), "podhook.log")
+		_, floor := timed("--log-file", log)
+		holder, err := os.OpenFile(log+".lock", os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer holder.Close()
+		if err := syscall.Flock(int(holder.Fd()), syscall.LOCK_EX); err != nil {
+			t.Fatal(err)
+		}
+		r, took := timed("--log-file", log)
+		if r.code != 0 || !strings.Contains(r.stderr, "log lock held by another process") {
+			t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+		}
+		if took > floor+time.Second+3*time.Second {
+			t.Fatalf("decided after %v (%v without the fault)", took, floor)
+		}
+		if recs := logRecords(t, log); len(recs) != 2 || recs[1]["fail_open"] != true {
+			t.Fatalf("records %v", recs)
+		}
+	})
+	t.Run("FIFO at the log path", func(t *testing.T) {
+		log := filepath.Join(t.TempDir(), "podhook.log")
+		_, floor := timed("--log-file", filepath.Join(t.TempDir(), "podhook.log"))
+		if err := syscall.Mkfifo(log, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, reader := range []bool{false, true} {
+			if reader {
+				f, err := os.OpenFile(log, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+			}
+			r, took := timed("--log-file", log)
+			if r.code != 0 || !strings.Contains(r.stderr, "not a regular file") {
+				t.Fatalf("reader=%v: exit %d, stderr %q", reader, r.code, r.stderr)
+			}
+			if took > floor+3*time.Second {
+				t.Fatalf("reader=%v: decided after %v (%v without the fault)", reader, took, floor)
+			}
+		}
+	})
+
 	t.Run("modes of created files", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "new", "logs")
 		log := filepath.Join(dir, "podhook.log")
