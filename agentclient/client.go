@@ -14,8 +14,13 @@ import (
 	"github.com/podhook/podhook/agentclient/agentv1"
 )
 
-// DefaultTimeout is the deadline of one call when none is configured.
-const DefaultTimeout = 2 * time.Second
+// Default deadlines. A stop changes nothing for the container, so its call
+// gets a short one of its own: a hung agent must not add seconds to every
+// container stop, or two deadlines to a create that fails.
+const (
+	DefaultTimeout     = 2 * time.Second
+	DefaultStopTimeout = 500 * time.Millisecond
+)
 
 // AnyUID disables the peer check.
 const AnyUID = -1
@@ -24,21 +29,25 @@ const AnyUID = -1
 // waits for a connection to become ready, and gives every call its own
 // deadline.
 type Client struct {
-	conn    *grpc.ClientConn
-	api     agentv1.AgentClient
-	timeout time.Duration
+	conn        *grpc.ClientConn
+	api         agentv1.AgentClient
+	timeout     time.Duration
+	stopTimeout time.Duration
 }
 
 type options struct {
-	timeout time.Duration
-	peerUID int
+	timeout, stopTimeout time.Duration
+	peerUID              int
 }
 
 // Option configures a Client.
 type Option func(*options)
 
-// WithTimeout sets the deadline of each call.
+// WithTimeout sets the deadline of each CreateContainer and Check call.
 func WithTimeout(d time.Duration) Option { return func(o *options) { o.timeout = d } }
+
+// WithStopTimeout sets the deadline of each StopContainer call.
+func WithStopTimeout(d time.Duration) Option { return func(o *options) { o.stopTimeout = d } }
 
 // WithPeerUID sets the user the agent process must run as, checked with
 // SO_PEERCRED on connect; AnyUID disables the check. Default: 0 (root).
@@ -46,7 +55,7 @@ func WithPeerUID(uid int) Option { return func(o *options) { o.peerUID = uid } }
 
 // New returns a Client for address (see SocketPath). It does no I/O.
 func New(address string, opts ...Option) (*Client, error) {
-	o := options{timeout: DefaultTimeout, peerUID: 0}
+	o := options{timeout: DefaultTimeout, stopTimeout: DefaultStopTimeout, peerUID: 0}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -76,7 +85,7 @@ func New(address string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrAddress, err)
 	}
-	return &Client{conn: conn, api: agentv1.NewAgentClient(conn), timeout: o.timeout}, nil
+	return &Client{conn: conn, api: agentv1.NewAgentClient(conn), timeout: o.timeout, stopTimeout: o.stopTimeout}, nil
 }
 
 // Connect starts connecting in the background without waiting, so that the
@@ -110,7 +119,7 @@ func (c *Client) CreateContainer(ctx context.Context, req *agentv1.CreateContain
 
 // StopContainer tells the agent a container is gone.
 func (c *Client) StopContainer(ctx context.Context, req *agentv1.StopContainerRequest) error {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.stopTimeout)
 	defer cancel()
 	_, err := c.api.StopContainer(ctx, req)
 	return classify(ctx, err)

@@ -184,18 +184,30 @@ func logResult(ctx context.Context, log *slog.Logger, opts Options, res Result, 
 		msg = "invalid state"
 	case !opts.Stage.IsCreate():
 		msg = "container stopped"
-	case res.FailOpen:
-		msg = "agent unavailable: failed open"
 	case !res.Allow && errors.Is(res.AgentErr, agentclient.ErrDenied):
 		msg = "container denied by agent"
+	case res.FailOpen:
+		msg = noVerdict(res.AgentErr) + ": failed open"
 	case !res.Allow:
-		msg = "agent unavailable: failed closed"
+		msg = noVerdict(res.AgentErr) + ": failed closed"
 	}
 	attrs = append(attrs,
 		slog.Float64("agent_ms", ms(agentTime)),
 		slog.Float64("duration_ms", ms(time.Since(opts.Start))),
 	)
 	log.LogAttrs(ctx, res.Level, msg, attrs...)
+}
+
+// noVerdict names why the agent gave no verdict: an agent that answered
+// with an error is not one that could not be reached.
+func noVerdict(err error) string {
+	switch errorKind(err) {
+	case "agent_error":
+		return "agent error"
+	case "internal":
+		return "internal error"
+	}
+	return "agent unavailable"
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -18,6 +18,7 @@ const (
 	flagConfig         = "config"
 	flagAgentAddress   = "agent-address"
 	flagTimeout        = "timeout"
+	flagStopTimeout    = "poststop-timeout"
 	flagAgentUID       = "agent-uid"
 	flagLogFile        = "log-file"
 	flagLogLevel       = "log-level"
@@ -63,7 +64,8 @@ func configSpecs() []flagSpec {
 	return []flagSpec{
 		{flagConfig, kindString, "config file (JSON)", "<binary dir>/" + config.FileName},
 		{flagAgentAddress, kindString, "agent's unix socket", d.AgentAddress},
-		{flagTimeout, kindDuration, "deadline of the agent call", d.Timeout.String()},
+		{flagTimeout, kindDuration, "deadline of the agent call at create", d.Timeout.String()},
+		{flagStopTimeout, kindDuration, "deadline of the agent call at poststop (short: a stop changes nothing)", d.PoststopTimeout.String()},
 		{flagAgentUID, kindInt, "uid the agent must run as (SO_PEERCRED); -1 for any", fmt.Sprint(*d.AgentUID)},
 		{flagLogFile, kindString, `JSON-lines log file; "-" for stderr, "none" for no log`, d.LogFile},
 		{flagLogLevel, kindString, "debug, info, warn or error", d.LogLevel},
@@ -170,6 +172,12 @@ func fromFlags(c settings) (config.Config, error) {
 		f.Timeout = config.Duration(c.Duration(flagTimeout))
 		if f.Timeout <= 0 {
 			errs = append(errs, fmt.Errorf("%w: --%s must be positive", config.ErrInvalid, flagTimeout))
+		}
+	}
+	if c.isSet(flagStopTimeout) {
+		f.PoststopTimeout = config.Duration(c.Duration(flagStopTimeout))
+		if f.PoststopTimeout <= 0 {
+			errs = append(errs, fmt.Errorf("%w: --%s must be positive", config.ErrInvalid, flagStopTimeout))
 		}
 	}
 	if c.isSet(flagAgentUID) {

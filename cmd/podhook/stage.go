@@ -79,7 +79,8 @@ func runStage(std stdio, st hook.Stage, start time.Time, args stageArgs, argsErr
 		return dryRun(std.out, in, opts, cfg.Err)
 	}
 
-	client, err := agentclient.New(cfg.AgentAddress, agentclient.WithTimeout(cfg.Timeout.Duration()), agentclient.WithPeerUID(*cfg.AgentUID))
+	client, err := agentclient.New(cfg.AgentAddress, agentclient.WithTimeout(cfg.Timeout.Duration()),
+		agentclient.WithStopTimeout(cfg.PoststopTimeout.Duration()), agentclient.WithPeerUID(*cfg.AgentUID))
 	if err != nil {
 		return err // the address was validated: unreachable in practice
 	}

@@ -39,6 +39,7 @@ var ErrInvalid = errors.New("invalid configuration")
 type Config struct {
 	AgentAddress            string   `json:"agent_address,omitempty"`
 	Timeout                 Duration `json:"timeout,omitempty"`
+	PoststopTimeout         Duration `json:"poststop_timeout,omitempty"`
 	AgentUID                *int     `json:"agent_uid,omitempty"`
 	LogFile                 string   `json:"log_file,omitempty"`
 	LogLevel                string   `json:"log_level,omitempty"`
@@ -56,6 +57,7 @@ func Defaults() Config {
 	return Config{
 		AgentAddress:        "unix:///run/podhook/agent.sock",
 		Timeout:             Duration(agentclient.DefaultTimeout),
+		PoststopTimeout:     Duration(agentclient.DefaultStopTimeout),
 		AgentUID:            &uid,
 		LogFile:             "/var/log/podhook/podhook.log",
 		LogLevel:            "info",
@@ -109,6 +111,9 @@ func (c Config) Merge(o Config) Config {
 	if o.Timeout != 0 {
 		c.Timeout = o.Timeout
 	}
+	if o.PoststopTimeout != 0 {
+		c.PoststopTimeout = o.PoststopTimeout
+	}
 	if o.AgentUID != nil {
 		c.AgentUID = o.AgentUID
 	}
@@ -152,6 +157,9 @@ func (c Config) Validate(compilePatterns bool) error {
 	}
 	if c.Timeout <= 0 {
 		bad("timeout", c.Timeout, "must be positive")
+	}
+	if c.PoststopTimeout <= 0 {
+		bad("poststop_timeout", c.PoststopTimeout, "must be positive")
 	}
 	if c.AgentUID != nil && *c.AgentUID < agentclient.AnyUID {
 		bad("agent_uid", *c.AgentUID, "must be a uid or -1 (any)")

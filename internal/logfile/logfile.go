@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -216,17 +218,34 @@ func (l *File) current() (int64, error) {
 // rotate shifts the backups up by one, dropping the oldest, moves the log to
 // "<path>.1" and opens a new one. Callers hold the exclusive lock.
 func (l *File) rotate() error {
-	for i := 1; i <= l.maxBackups; i++ {
-		if fi, err := os.Lstat(l.backup(i)); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+	// One directory read finds the backups there are, so that rotation
+	// costs what exists, not max backups' worth of system calls.
+	entries, err := os.ReadDir(filepath.Dir(l.path))
+	if err != nil {
+		return fmt.Errorf("rotate log: %w", err)
+	}
+	prefix := filepath.Base(l.path) + "."
+	var present []int
+	for _, e := range entries {
+		i, err := strconv.Atoi(strings.TrimPrefix(e.Name(), prefix))
+		if !strings.HasPrefix(e.Name(), prefix) || err != nil || i < 1 || i > l.maxBackups || e.Name() != prefix+strconv.Itoa(i) {
+			continue
+		}
+		if e.Type()&os.ModeSymlink != 0 {
 			return fmt.Errorf("%w: %s (refused to rotate)", ErrSymlink, l.backup(i))
 		}
+		present = append(present, i)
 	}
 	if l.maxBackups == 0 {
 		if err := os.Remove(l.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("rotate log: %w", err)
 		}
 	} else {
-		for i := l.maxBackups - 1; i >= 1; i-- {
+		slices.Sort(present)
+		for _, i := range slices.Backward(present) {
+			if i == l.maxBackups {
+				continue // the oldest: overwritten by the next one down
+			}
 			if err := os.Rename(l.backup(i), l.backup(i+1)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("rotate log: %w", err)
 			}
@@ -235,7 +254,7 @@ func (l *File) rotate() error {
 			return fmt.Errorf("rotate log: %w", err)
 		}
 	}
-	_, err := l.current()
+	_, err = l.current()
 	return err
 }
 

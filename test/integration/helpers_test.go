@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -14,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
+	"github.com/podhook/podhook/agentclient/agentv1"
 	"github.com/podhook/podhook/test/harness"
 )
 
@@ -234,4 +238,35 @@ func oneLine(t *testing.T, s string) string {
 		t.Fatalf("stderr is not one line: %q", s)
 	}
 	return s
+}
+
+// holdingAgent is an agent served in this process that, for each
+// CreateContainer, signals received and holds the call until the server
+// stops: a test can act once the agent has the request in hand.
+type holdingAgent struct {
+	agentv1.UnimplementedAgentServer
+	srv      *grpc.Server
+	socket   string
+	received chan struct{}
+}
+
+func newHoldingAgent(t *testing.T) *holdingAgent {
+	t.Helper()
+	a := &holdingAgent{srv: grpc.NewServer(), socket: filepath.Join(shortDir(t), "hold.sock"), received: make(chan struct{}, 16)}
+	lis, err := net.Listen("unix", a.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agentv1.RegisterAgentServer(a.srv, a)
+	go a.srv.Serve(lis)
+	t.Cleanup(a.srv.Stop)
+	return a
+}
+
+func (a *holdingAgent) address() string { return "unix://" + a.socket }
+
+func (a *holdingAgent) CreateContainer(ctx context.Context, _ *agentv1.CreateContainerRequest) (*agentv1.CreateContainerResponse, error) {
+	a.received <- struct{}{}
+	<-ctx.Done()
+	return nil, ctx.Err()
 }

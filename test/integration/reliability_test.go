@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/podhook/podhook/test/harness"
 )
 
 // customBundle writes a config.json with the given annotations and cgroups
@@ -174,7 +176,7 @@ func TestAgentFaults(t *testing.T) {
 		if r.code != 1 || !strings.Contains(oneLine(t, r.stderr), "agent error") {
 			t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 		}
-		if rec := oneRecord(t, log); rec["error_kind"] != "agent_error" || rec["level"] != "ERROR" {
+		if rec := oneRecord(t, log); rec["error_kind"] != "agent_error" || rec["level"] != "ERROR" || rec["msg"] != "agent error: failed closed" {
 			t.Fatalf("record %v", rec)
 		}
 		args, log = hookArgs(t, "createRuntime", a.address(), "--fail-allow-namespaces", "payments")
@@ -191,22 +193,42 @@ func TestAgentFaults(t *testing.T) {
 		}
 	})
 
-	t.Run("killed in the middle of a call", func(t *testing.T) {
-		a := startAgent(t, "--delay", "3s")
+	t.Run("dies in the middle of a call", func(t *testing.T) {
+		// The agent dies once it holds the request: the connection drops
+		// mid-call, which ends the call long before the 5 s deadline.
+		a := newHoldingAgent(t)
 		args, log := hookArgs(t, "createRuntime", a.address(), "--timeout", "5s")
 		go func() {
-			time.Sleep(300 * time.Millisecond)
-			a.cmd.Process.Kill()
+			<-a.received
+			a.srv.Stop()
 		}()
 		r := runHook(t, state, args...)
 		if r.code != 1 || !strings.Contains(oneLine(t, r.stderr), "failing closed") {
 			t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 		}
-		if r.elapsed > 2*time.Second {
+		if r.elapsed >= 5*time.Second {
 			t.Errorf("decided after %v: the dead connection should end the call, not the 5s deadline", r.elapsed)
 		}
 		if rec := oneRecord(t, log); rec["error_kind"] != "unreachable" {
 			t.Fatalf("record %v", rec)
+		}
+	})
+
+	t.Run("hung at poststop costs the short poststop deadline", func(t *testing.T) {
+		hang := shortDir(t) + "/hung.sock"
+		h, err := harness.NewHangingAgent(hang)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		st, _ := bundle(t, "poststop", nil)
+		args, log := hookArgs(t, "poststop", "unix://"+hang)
+		r := runHook(t, st, args...)
+		rec := oneRecord(t, log)
+		ms, _ := rec["agent_ms"].(float64)
+		// The create deadline is 2 s; poststop's own is 500 ms.
+		if r.code != 0 || rec["error_kind"] != "deadline" || ms < 500 || ms >= 2000 {
+			t.Fatalf("exit %d, agent_ms %v, record %v", r.code, rec["agent_ms"], rec)
 		}
 	})
 
