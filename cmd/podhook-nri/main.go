@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/podhook/podhook/internal/config"
 	"github.com/podhook/podhook/internal/hooksd"
 	"github.com/podhook/podhook/internal/nriplugin"
 )
@@ -51,8 +53,16 @@ func newApp(stdout io.Writer) *cli.App {
 				w = f
 			}
 			var args []string
+			agentTimeout := config.Defaults().Timeout.Duration()
 			if cfg := c.String("config"); cfg != "" {
 				args = []string{"--config", cfg}
+				// The hook timeout must leave the deadline the hook will
+				// read from this file (checked when the hooks are built).
+				f, err := config.ReadFile(cfg)
+				if err != nil && !errors.Is(err, os.ErrNotExist) {
+					return err
+				}
+				agentTimeout = config.Defaults().Merge(f).Timeout.Duration()
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
@@ -60,7 +70,7 @@ func newApp(stdout io.Writer) *cli.App {
 				SocketPath: c.String("socket"),
 				Name:       c.String("plugin-name"),
 				Index:      c.String("plugin-index"),
-				Hook:       hooksd.Options{Path: c.String("hook-path"), Args: args, Timeout: c.Int("hook-timeout")},
+				Hook:       hooksd.Options{Path: c.String("hook-path"), Args: args, Timeout: c.Int("hook-timeout"), AgentTimeout: agentTimeout},
 				Log:        slog.New(slog.NewJSONHandler(w, nil)),
 			})
 		},

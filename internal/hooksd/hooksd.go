@@ -2,11 +2,17 @@ package hooksd
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
+	"time"
 
 	current "github.com/containers/common/pkg/hooks/1.0.0"
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/podhook/podhook/agentclient"
+	"github.com/podhook/podhook/internal/logfile"
 )
 
 // DefaultPath is where the installer puts the binary.
@@ -22,6 +28,59 @@ const DefaultTimeout = 10
 // hands the hook its own; nothing podhook decides depends on it.
 var DefaultEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 
+// Sentinels for registrations the runtimes would accept but that break
+// podhook's promise.
+var (
+	// ErrTimeout: the runtime's timeout would kill the hook before the
+	// agent deadline and the log's lock bound run out, failing containers
+	// even in fail-open namespaces.
+	ErrTimeout = errors.New("hook timeout too short")
+	// ErrDecidesNothing: the arguments make the hook print something and
+	// exit 0 for every container (--dry-run, --help).
+	ErrDecidesNothing = errors.New("hook arguments decide nothing")
+)
+
+// MinTimeout is the least hook timeout, in whole seconds, that leaves the
+// agent deadline, the log lock's wait bound and a second for the process
+// itself.
+func MinTimeout(agent time.Duration) int {
+	need := agent + logfile.DefaultLockWait + time.Second
+	return int((need + time.Second - 1) / time.Second)
+}
+
+// CheckArgs refuses arguments that make a stage decide nothing.
+func CheckArgs(args []string) error {
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch name {
+		case "dry-run", "help", "h":
+			return fmt.Errorf("%w: %q", ErrDecidesNothing, a)
+		}
+	}
+	return nil
+}
+
+// AgentTimeoutIn returns the --timeout given in args, 0 when none is.
+func AgentTimeoutIn(args []string) time.Duration {
+	var d time.Duration
+	for i, a := range args {
+		name, v, hasV := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "timeout" {
+			continue
+		}
+		if !hasV && i+1 < len(args) {
+			v = args[i+1]
+		}
+		if p, err := time.ParseDuration(v); err == nil {
+			d = p
+		}
+	}
+	return d
+}
+
 // Options describe one registration.
 type Options struct {
 	// Path is the absolute path of the podhook binary.
@@ -35,6 +94,10 @@ type Options struct {
 	Env []string
 	// Timeout is the runtime's timeout in seconds; 0 means DefaultTimeout.
 	Timeout int
+	// AgentTimeout is the agent deadline the hook will run with: the
+	// --timeout in Args, else this, else agentclient.DefaultTimeout.
+	// Timeout must leave it plus a margin (MinTimeout).
+	AgentTimeout time.Duration
 	// Via says how the runtime runs the hook: ViaHooksD (the default; a
 	// hooks.d file, read only by CRI-O and podman) or ViaNRI (podhook-nri).
 	// It is the hook's first argument after the stage, so the hook knows
@@ -71,6 +134,20 @@ func Registration(o Options) (*current.Hook, error) {
 	}
 	if timeout == 0 {
 		timeout = DefaultTimeout
+	}
+	if err := CheckArgs(o.Args); err != nil {
+		return nil, err
+	}
+	agent := AgentTimeoutIn(o.Args)
+	if agent == 0 {
+		agent = o.AgentTimeout
+	}
+	if agent == 0 {
+		agent = agentclient.DefaultTimeout
+	}
+	if min := MinTimeout(agent); timeout < min {
+		return nil, fmt.Errorf("%w: %ds does not leave the agent deadline %v plus the log lock's %v and 1s: want at least %ds",
+			ErrTimeout, timeout, agent, logfile.DefaultLockWait, min)
 	}
 	always := true
 	h := &current.Hook{

@@ -2,10 +2,12 @@ package hooksd
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/containers/common/pkg/hooks"
 	current "github.com/containers/common/pkg/hooks/1.0.0"
@@ -96,4 +98,33 @@ func readShipped(t *testing.T, f string) (*current.Hook, error) {
 		h.Hook.Path = DefaultPath
 	}
 	return h, err
+}
+
+func TestTimeoutAndArgsRefused(t *testing.T) {
+	tests := map[string]struct {
+		o    Options
+		want error
+	}{
+		"hook timeout below the default agent deadline": {Options{Path: DefaultPath, Stage: "createRuntime", Timeout: 2}, ErrTimeout},
+		"hook timeout below the configured deadline":    {Options{Path: DefaultPath, Stage: "createRuntime", Timeout: 5, AgentTimeout: 15 * time.Second}, ErrTimeout},
+		"hook timeout below --timeout in args":          {Options{Path: DefaultPath, Stage: "poststop", Timeout: 5, Args: []string{"--timeout", "15s"}}, ErrTimeout},
+		"--timeout= form":                               {Options{Path: DefaultPath, Stage: "createRuntime", Timeout: 5, Args: []string{"--timeout=9s"}}, ErrTimeout},
+		"--dry-run":                                     {Options{Path: DefaultPath, Stage: "createRuntime", Args: []string{"--dry-run"}}, ErrDecidesNothing},
+		"-help":                                         {Options{Path: DefaultPath, Stage: "createRuntime", Args: []string{"-help"}}, ErrDecidesNothing},
+		"-h":                                            {Options{Path: DefaultPath, Stage: "poststop", Args: []string{"-h"}}, ErrDecidesNothing},
+		"--dry-run=false is still refused":              {Options{Path: DefaultPath, Stage: "createRuntime", Args: []string{"--dry-run=false"}}, ErrDecidesNothing},
+		"enough: 2s + 1s lock + 1s":                     {Options{Path: DefaultPath, Stage: "createRuntime", Timeout: 4}, nil},
+		"enough for 15s":                                {Options{Path: DefaultPath, Stage: "createRuntime", Timeout: 17, AgentTimeout: 15 * time.Second}, nil},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := Registration(tc.o)
+			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if MinTimeout(1500*time.Millisecond) != 4 || MinTimeout(2*time.Second) != 4 {
+		t.Fatalf("MinTimeout: %d, %d", MinTimeout(1500*time.Millisecond), MinTimeout(2*time.Second))
+	}
 }

@@ -8,9 +8,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	current "github.com/containers/common/pkg/hooks/1.0.0"
+	rspec "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/podhook/podhook/internal/atomicfile"
 	"github.com/podhook/podhook/internal/config"
@@ -78,6 +80,9 @@ type file struct {
 	content      []byte
 	mode         os.FileMode
 	registration bool // a hooks.d JSON: re-read before it is renamed into place
+	// agentTimeout is the agent deadline of the config installed with a
+	// registration, which its hook timeout must leave room for.
+	agentTimeout time.Duration
 }
 
 // files returns what Install writes, in the order it writes them: the
@@ -100,8 +105,15 @@ func (o *Options) files() ([]file, error) {
 			return nil, err
 		}
 	}
-	cfg, err := validateConfig(content)
+	cfg, resolved, err := validateConfig(content)
 	if err != nil {
+		return nil, err
+	}
+	// The NRI plugin's hooks are built from the same options and checked
+	// the same way when podhook-nri starts; the check is made here too, so
+	// that an install never lays down a config its hook timeout cannot hold.
+	if _, err := hooksd.Registration(hooksd.Options{Path: o.binaryPath(), Stage: "createRuntime", Timeout: o.HookTimeout,
+		AgentTimeout: resolved.Timeout.Duration()}); err != nil {
 		return nil, err
 	}
 	out := []file{
@@ -113,7 +125,7 @@ func (o *Options) files() ([]file, error) {
 	}
 	for _, stage := range []string{"createRuntime", "poststop"} {
 		h, err := hooksd.Registration(hooksd.Options{
-			Path: o.binaryPath(), Stage: stage, Timeout: o.HookTimeout,
+			Path: o.binaryPath(), Stage: stage, Timeout: o.HookTimeout, AgentTimeout: resolved.Timeout.Duration(),
 			Args: []string{"--config", o.configPath()},
 		})
 		if err != nil {
@@ -131,7 +143,7 @@ func (o *Options) files() ([]file, error) {
 			if !filepath.IsAbs(dir) {
 				return nil, fmt.Errorf("hooks dir %q must be absolute", dir)
 			}
-			out = append(out, file{filepath.Join(dir, name), b, 0o644, true})
+			out = append(out, file{hostPath: filepath.Join(dir, name), content: b, mode: 0o644, registration: true, agentTimeout: resolved.Timeout.Duration()})
 		}
 	}
 	return out, nil
@@ -140,18 +152,19 @@ func (o *Options) files() ([]file, error) {
 // validateConfig checks the config file content the way the hook reads it
 // and returns it as written. Empty content is an empty object: the hook's
 // defaults.
-func validateConfig(b []byte) ([]byte, error) {
+func validateConfig(b []byte) ([]byte, config.Config, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		b = []byte("{}\n")
 	}
 	c, err := config.Parse(b)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, config.Config{}, fmt.Errorf("config: %w", err)
 	}
-	if err := config.Defaults().Merge(c).Validate(true); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+	resolved := config.Defaults().Merge(c)
+	if err := resolved.Validate(true); err != nil {
+		return nil, config.Config{}, fmt.Errorf("config: %w", err)
 	}
-	return b, nil
+	return b, resolved, nil
 }
 
 // Install writes every file that is missing or differs, in order, and
@@ -225,7 +238,7 @@ func (o *Options) ensure(f file) error {
 	var check func(string) error
 	if f.registration {
 		check = func(tmp string) error {
-			if err := o.checkRegistration(tmp); err != nil {
+			if err := o.checkRegistration(tmp, f.agentTimeout); err != nil {
 				return fmt.Errorf("%s: %w", f.hostPath, err)
 			}
 			return nil
@@ -239,8 +252,10 @@ func (o *Options) ensure(f file) error {
 }
 
 // checkRegistration re-reads a registration with containers/common's
-// reader and validation, its binary looked up under the host root.
-func (o *Options) checkRegistration(path string) error {
+// reader and validation, its binary looked up under the host root, and
+// checks that its arguments decide and its timeout leaves the agent
+// deadline (agent; 0: the one its arguments and config file give).
+func (o *Options) checkRegistration(path string, agent time.Duration) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
@@ -249,10 +264,54 @@ func (o *Options) checkRegistration(path string) error {
 	if err != nil {
 		return err
 	}
+	hostHook := *h
 	if filepath.IsAbs(h.Hook.Path) {
-		h.Hook.Path = o.host(h.Hook.Path)
+		hostHook.Hook.Path = o.host(h.Hook.Path)
 	}
-	return h.Validate(nil)
+	if err := hostHook.Validate(nil); err != nil {
+		return err
+	}
+	if err := hooksd.CheckArgs(h.Hook.Args); err != nil {
+		return err
+	}
+	if h.Hook.Timeout == nil {
+		return fmt.Errorf("%w: no timeout: the runtime would wait for the hook forever", hooksd.ErrTimeout)
+	}
+	if d := hooksd.AgentTimeoutIn(h.Hook.Args); d > 0 {
+		agent = d
+	}
+	if agent == 0 {
+		if agent, err = o.agentTimeout(h.Hook); err != nil {
+			return err
+		}
+	}
+	if min := hooksd.MinTimeout(agent); *h.Hook.Timeout < min {
+		return fmt.Errorf("%w: %ds does not leave the agent deadline %v and a margin: want at least %ds", hooksd.ErrTimeout, *h.Hook.Timeout, agent, min)
+	}
+	return nil
+}
+
+// agentTimeout is the agent deadline of the config file a registered hook
+// reads: the one its --config names, or the one next to its binary, read
+// under the host root; the default when there is none.
+func (o *Options) agentTimeout(h rspec.Hook) (time.Duration, error) {
+	path := filepath.Join(filepath.Dir(h.Path), config.FileName)
+	for i, a := range h.Args {
+		if name, v, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && name == "config" {
+			if !ok && i+1 < len(h.Args) {
+				v = h.Args[i+1]
+			}
+			path = v
+		}
+	}
+	c, err := config.ReadFile(o.host(path))
+	if errors.Is(err, os.ErrNotExist) {
+		return config.Defaults().Timeout.Duration(), nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return config.Defaults().Merge(c).Timeout.Duration(), nil
 }
 
 // CheckRegistrations validates podhook's registrations in a hooks dir (as
@@ -263,7 +322,7 @@ func CheckRegistrations(hostRoot, dir string) ([]string, error) {
 	var checked []string
 	for _, name := range []string{CreateJSON, PoststopJSON} {
 		p := filepath.Join(dir, name)
-		if err := o.checkRegistration(o.host(p)); err != nil {
+		if err := o.checkRegistration(o.host(p), 0); err != nil {
 			return checked, fmt.Errorf("%s: %w", p, err)
 		}
 		checked = append(checked, p)

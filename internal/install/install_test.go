@@ -3,6 +3,7 @@ package install
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/containers/common/pkg/hooks"
 
 	"github.com/podhook/podhook/internal/config"
+	"github.com/podhook/podhook/internal/hooksd"
 	"github.com/podhook/podhook/internal/runtimeconf"
 	"github.com/podhook/podhook/test/harness"
 )
@@ -155,6 +157,72 @@ func TestInstallRefusesInvalidConfig(t *testing.T) {
 // TestUpgradeWhileRunning replaces a binary that is executing: rename(2)
 // works where an in-place write fails with ETXTBSY, and the running copy
 // is untouched.
+// TestInstallRefusesShortHookTimeout: a hook timeout that does not leave
+// the config's agent deadline plus a margin would have the runtime kill the
+// hook, failing containers even where the fail check opens; nothing is
+// written.
+func TestInstallRefusesShortHookTimeout(t *testing.T) {
+	var tr tracer
+	o := options(t, &tr)
+	o.Config, o.HookTimeout = []byte(`{"timeout":"15s"}`), 5
+	if err := Install(o); !errors.Is(err, hooksd.ErrTimeout) {
+		t.Fatalf("err = %v, want hooksd.ErrTimeout", err)
+	}
+	o.NRI = true
+	if err := Install(o); !errors.Is(err, hooksd.ErrTimeout) {
+		t.Fatalf("NRI: err = %v, want hooksd.ErrTimeout", err)
+	}
+	if len(tr.ops) != 0 {
+		t.Fatalf("wrote %q", tr.ops)
+	}
+	o.NRI, o.HookTimeout = false, 17
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCheckRegistrationsRefuses: validate refuses registrations the
+// runtimes accept but that break the promise: a hook timeout shorter than
+// the installed config's deadline allows, no timeout, or arguments that
+// make the hook decide nothing.
+func TestCheckRegistrationsRefuses(t *testing.T) {
+	var tr tracer
+	o := options(t, &tr)
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	dir := "/usr/share/containers/oci/hooks.d"
+	if _, err := CheckRegistrations(o.HostRoot, dir); err != nil {
+		t.Fatalf("installed registrations: %v", err)
+	}
+	reg := o.host(dir + "/" + CreateJSON)
+	orig, _ := os.ReadFile(reg)
+	for name, tc := range map[string]struct {
+		from, to string
+		config   string
+		want     error
+	}{
+		"--dry-run in args":          {`"--via=hooksd",`, `"--via=hooksd", "--dry-run",`, "", hooksd.ErrDecidesNothing},
+		"--help in args":             {`"--via=hooksd",`, `"--via=hooksd", "--help",`, "", hooksd.ErrDecidesNothing},
+		"no timeout":                 {`"timeout": 10`, `"timeout": null`, "", hooksd.ErrTimeout},
+		"config deadline too long":   {"", "", `{"timeout":"15s"}`, hooksd.ErrTimeout},
+		"--timeout in args too long": {`"--via=hooksd",`, `"--via=hooksd", "--timeout=9s",`, "", hooksd.ErrTimeout},
+	} {
+		t.Run(name, func(t *testing.T) {
+			os.WriteFile(reg, []byte(strings.Replace(string(orig), tc.from, tc.to, 1)), 0o644)
+			cfg := o.host("/opt/podhook/podhook-config.json")
+			if tc.config != "" {
+				old, _ := os.ReadFile(cfg)
+				os.WriteFile(cfg, []byte(tc.config), 0o644)
+				defer os.WriteFile(cfg, old, 0o644)
+			}
+			if _, err := CheckRegistrations(o.HostRoot, dir); !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
 func TestUpgradeWhileRunning(t *testing.T) {
 	var tr tracer
 	o := options(t, &tr)
