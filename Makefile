@@ -24,7 +24,7 @@ CONTAINERD_VERSION ?= v2.4.2
 CRICTL_VERSION     ?= v1.37.0
 CONTAINERD_TOOLS   ?= $(HOME)/.cache/podhook/containerd-$(CONTAINERD_VERSION)
 
-FUZZ_TARGETS := ./hook:FuzzParseState ./hook:FuzzParseSpec ./hook:FuzzAnnotations ./resolver:FuzzResolve ./resolver:FuzzExpandCgroupsPath
+FUZZ_TARGETS := ./hook:FuzzFit ./hook:FuzzParseState ./hook:FuzzParseSpec ./hook:FuzzAnnotations ./resolver:FuzzResolve ./resolver:FuzzExpandCgroupsPath
 
 .PHONY: help build test unit lint fuzz e2e e2e-containerd containerd-tools bench generate check-generate demo clean
 

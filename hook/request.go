@@ -21,6 +21,9 @@ type Invocation struct {
 	Identity    resolver.Identity
 	Cgroups     string // expanded cgroups path
 	CgroupsErr  error
+	// Truncated says what the last request built left out to stay within
+	// MaxRequestBytes (see fit).
+	Truncated []string
 }
 
 func (inv *Invocation) container() *agentv1.Container {
@@ -61,7 +64,7 @@ func (inv *Invocation) pod() (*agentv1.Pod, *agentv1.Identity) {
 // CreateRequest is the request sent at the create stages.
 func (inv *Invocation) CreateRequest() *agentv1.CreateContainerRequest {
 	pod, ident := inv.pod()
-	return &agentv1.CreateContainerRequest{
+	req := &agentv1.CreateContainerRequest{
 		ProtocolVersion: agentv1.ProtocolVersion_PROTOCOL_VERSION_2,
 		Stage:           string(inv.Stage),
 		HookStartTime:   timestamppb.New(inv.Start),
@@ -69,12 +72,15 @@ func (inv *Invocation) CreateRequest() *agentv1.CreateContainerRequest {
 		Pod:             pod,
 		Identity:        ident,
 	}
+	fit(req, req.Container, MaxRequestBytes)
+	inv.Truncated = req.Container.Truncated
+	return req
 }
 
 // StopRequest is the request sent at poststop.
 func (inv *Invocation) StopRequest() *agentv1.StopContainerRequest {
 	pod, ident := inv.pod()
-	return &agentv1.StopContainerRequest{
+	req := &agentv1.StopContainerRequest{
 		ProtocolVersion: agentv1.ProtocolVersion_PROTOCOL_VERSION_2,
 		Stage:           string(inv.Stage),
 		HookStartTime:   timestamppb.New(inv.Start),
@@ -82,4 +88,7 @@ func (inv *Invocation) StopRequest() *agentv1.StopContainerRequest {
 		Pod:             pod,
 		Identity:        ident,
 	}
+	fit(req, req.Container, MaxRequestBytes)
+	inv.Truncated = req.Container.Truncated
+	return req
 }

@@ -161,6 +161,9 @@ func logResult(ctx context.Context, log *slog.Logger, opts Options, res Result, 
 		if inv.SpecErr != nil {
 			attrs = append(attrs, slog.String("spec_error", inv.SpecErr.Error()+" (using the state's annotations)"))
 		}
+		if len(inv.Truncated) > 0 {
+			attrs = append(attrs, slog.Any("truncated", inv.Truncated))
+		}
 		if inv.CgroupsErr != nil {
 			attrs = append(attrs, slog.String("cgroups_error", inv.CgroupsErr.Error()))
 		}

@@ -3,6 +3,7 @@ package resolver
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -117,7 +118,7 @@ func Resolve(in Input) Identity {
 			// The runtime's own keys must agree with what it told the plugin.
 			for key, v := range map[string]string{ks.podNamespace: g.PodNamespace, ks.podName: g.PodName, ks.podUID: g.PodUID} {
 				if got, ok := a[key]; ok && got != v {
-					conflicts = append(conflicts, fmt.Sprintf("%s=%q disagrees with the runtime's %q", key, got, v))
+					conflicts = append(conflicts, fmt.Sprintf("%s=%s disagrees with the runtime's %s", key, q(got), q(v)))
 				}
 			}
 		}
@@ -175,7 +176,7 @@ func markers(a map[string]string, runs []Runtime) ([]Runtime, []string) {
 		named = append(named, rt)
 	}
 	if len(named) > 1 {
-		conflicts = append(conflicts, fmt.Sprintf("both runtime markers present: %s=%q and %s", keyManager, a[keyManager], keyContainerdType))
+		conflicts = append(conflicts, fmt.Sprintf("both runtime markers present: %s=%s and %s", keyManager, q(a[keyManager]), keyContainerdType))
 	}
 	return named, conflicts
 }
@@ -184,10 +185,10 @@ func markers(a map[string]string, runs []Runtime) ([]Runtime, []string) {
 func checkFields(id Identity) []string {
 	var out []string
 	if !IsDNS1123Label(id.PodNamespace) {
-		out = append(out, fmt.Sprintf("pod namespace %q is not a valid namespace", id.PodNamespace))
+		out = append(out, fmt.Sprintf("pod namespace %s is not a valid namespace", q(id.PodNamespace)))
 	}
 	if !isUUID(id.PodUID) {
-		out = append(out, fmt.Sprintf("pod UID %q is not a valid pod UID", id.PodUID))
+		out = append(out, fmt.Sprintf("pod UID %s is not a valid pod UID", q(id.PodUID)))
 	}
 	if id.PodName == "" {
 		out = append(out, "pod name is missing")
@@ -207,7 +208,7 @@ func foreignConflicts(a map[string]string, own keySet, id map[string]string) []s
 		}
 		for key, field := range map[string]string{ks.podNamespace: "namespace", ks.podName: "name", ks.podUID: "uid"} {
 			if v, ok := a[key]; ok && v != id[field] {
-				out = append(out, fmt.Sprintf("untrusted %s=%q disagrees with the pod %s %q", key, v, field, id[field]))
+				out = append(out, fmt.Sprintf("untrusted %s=%s disagrees with the pod %s %s", key, q(v), field, q(id[field])))
 			}
 		}
 	}
@@ -226,15 +227,15 @@ func passThroughConflicts(a map[string]string, ks keySet, id Identity, cgroupsPa
 	var out []string
 	check := func(key string, agrees func(string) bool, want string) {
 		if v, ok := a[key]; ok && !agrees(v) {
-			out = append(out, fmt.Sprintf("untrusted %s=%q disagrees with %s", key, v, want))
+			out = append(out, fmt.Sprintf("untrusted %s=%s disagrees with %s", key, q(v), want))
 		}
 	}
 	equals := func(s string) func(string) bool { return func(v string) bool { return v == s } }
-	check(crioNamespace, equals(id.PodNamespace), fmt.Sprintf("the pod namespace %q", id.PodNamespace))
-	check(crioKubeName, equals(id.PodName), fmt.Sprintf("the pod name %q", id.PodName))
-	check(crioHostName, equals(id.PodName), fmt.Sprintf("the pod name %q", id.PodName))
-	check(crioContainerName, equals(a[crioName]), fmt.Sprintf("%s=%q", crioName, a[crioName]))
-	check(crioCgroupParent, func(v string) bool { return underCgroup(cgroupsPath, v) }, fmt.Sprintf("the cgroups path %q", cgroupsPath))
+	check(crioNamespace, equals(id.PodNamespace), fmt.Sprintf("the pod namespace %s", q(id.PodNamespace)))
+	check(crioKubeName, equals(id.PodName), fmt.Sprintf("the pod name %s", q(id.PodName)))
+	check(crioHostName, equals(id.PodName), fmt.Sprintf("the pod name %s", q(id.PodName)))
+	check(crioContainerName, equals(a[crioName]), fmt.Sprintf("%s=%s", crioName, q(a[crioName])))
+	check(crioCgroupParent, func(v string) bool { return underCgroup(cgroupsPath, v) }, fmt.Sprintf("the cgroups path %s", q(cgroupsPath)))
 	return out
 }
 
@@ -265,7 +266,17 @@ func crossCheckCgroup(uid, cgroupsPath string) string {
 	if strings.Contains(cgroupsPath, "pod"+uid) || strings.Contains(cgroupsPath, "pod"+strings.ReplaceAll(uid, "-", "_")) {
 		return ""
 	}
-	return fmt.Sprintf("pod UID %q not found in cgroups path %q", uid, cgroupsPath)
+	return fmt.Sprintf("pod UID %s not found in cgroups path %s", q(uid), q(cgroupsPath))
+}
+
+// q quotes a value for a conflict line, cut to a length a log line and a
+// request can carry: a pod's author chooses these values.
+func q(v string) string {
+	const keep = 128
+	if len(v) <= keep {
+		return strconv.Quote(v)
+	}
+	return strconv.Quote(v[:keep]) + fmt.Sprintf("... (%d bytes)", len(v))
 }
 
 // IsDNS1123Label reports whether s is a valid Kubernetes namespace name

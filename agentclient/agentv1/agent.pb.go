@@ -39,8 +39,9 @@ const (
 	ProtocolVersion_PROTOCOL_VERSION_UNSPECIFIED ProtocolVersion = 0
 	// PROTOCOL_VERSION_1 is the first revision.
 	ProtocolVersion_PROTOCOL_VERSION_1 ProtocolVersion = 1
-	// PROTOCOL_VERSION_2 adds Identity.source. An agent built against
-	// revision 1 ignores the new field and keeps working.
+	// PROTOCOL_VERSION_2 adds Identity.source and Container.truncated. An
+	// agent built against revision 1 ignores the new fields and keeps
+	// working.
 	ProtocolVersion_PROTOCOL_VERSION_2 ProtocolVersion = 2
 )
 
@@ -247,7 +248,13 @@ type Container struct {
 	// args is process.args from config.json.
 	Args []string `protobuf:"bytes,14,rep,name=args,proto3" json:"args,omitempty"`
 	// status is the OCI state's status ("creating", "created", "stopped").
-	Status        string `protobuf:"bytes,15,opt,name=status,proto3" json:"status,omitempty"`
+	Status string `protobuf:"bytes,15,opt,name=status,proto3" json:"status,omitempty"`
+	// truncated is set when podhook trimmed annotations, mounts or args so
+	// that the request stays within its size bound (1 MiB, a quarter of a
+	// gRPC server's default limit): one line per trimmed field, e.g.
+	// "annotations: kept 12 of 40". The identity and the other fields are
+	// never trimmed. Since PROTOCOL_VERSION_2.
+	Truncated     []string `protobuf:"bytes,16,rep,name=truncated,proto3" json:"truncated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -385,6 +392,13 @@ func (x *Container) GetStatus() string {
 		return x.Status
 	}
 	return ""
+}
+
+func (x *Container) GetTruncated() []string {
+	if x != nil {
+		return x.Truncated
+	}
+	return nil
 }
 
 // Pod is the Kubernetes identity of the container's pod. podhook fills it
@@ -824,7 +838,7 @@ const file_agent_proto_rawDesc = "" +
 	"\vdestination\x18\x01 \x01(\tR\vdestination\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x16\n" +
 	"\x06source\x18\x03 \x01(\tR\x06source\x12\x18\n" +
-	"\aoptions\x18\x04 \x03(\tR\aoptions\"\x96\x04\n" +
+	"\aoptions\x18\x04 \x03(\tR\aoptions\"\xb4\x04\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -841,7 +855,8 @@ const file_agent_proto_rawDesc = "" +
 	"\vannotations\x18\f \x03(\v2,.podhook.agent.v1.Container.AnnotationsEntryR\vannotations\x12/\n" +
 	"\x06mounts\x18\r \x03(\v2\x17.podhook.agent.v1.MountR\x06mounts\x12\x12\n" +
 	"\x04args\x18\x0e \x03(\tR\x04args\x12\x16\n" +
-	"\x06status\x18\x0f \x01(\tR\x06status\x1a>\n" +
+	"\x06status\x18\x0f \x01(\tR\x06status\x12\x1c\n" +
+	"\ttruncated\x18\x10 \x03(\tR\ttruncated\x1a>\n" +
 	"\x10AnnotationsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"h\n" +

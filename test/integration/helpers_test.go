@@ -148,6 +148,7 @@ type event struct {
 			CgroupsPathExpanded string            `json:"cgroupsPathExpanded"`
 			Annotations         map[string]string `json:"annotations"`
 			Mounts              []any             `json:"mounts"`
+			Truncated           []string          `json:"truncated"`
 		} `json:"container"`
 		Pod struct {
 			Name      string `json:"name"`

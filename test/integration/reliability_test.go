@@ -268,6 +268,29 @@ func TestAgentFaults(t *testing.T) {
 	})
 }
 
+// TestOversizedRequest: a 5 MB config.json would make a request above the
+// 4 MiB a gRPC server accepts; the hook trims it, so the agent still sees
+// the container, its identity and what was left out.
+func TestOversizedRequest(t *testing.T) {
+	a := startAgent(t)
+	state, _ := bundle(t, "createRuntime", func(an map[string]string) { an["tenant.example/blob"] = strings.Repeat("x", 5<<20) })
+	args, log := hookArgs(t, "createRuntime", a.address())
+	if r := runHook(t, state, args...); r.code != 0 {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	evs := a.readEvents(t)
+	if len(evs) != 1 || evs[0].Request.Pod.Namespace != "payments" {
+		t.Fatalf("agent events %+v", evs)
+	}
+	c := evs[0].Request.Container
+	if len(c.Truncated) != 1 || !strings.HasPrefix(c.Truncated[0], "annotations: kept") || c.Annotations["io.kubernetes.pod.namespace"] != "payments" {
+		t.Fatalf("container truncated %q, %d annotations", c.Truncated, len(c.Annotations))
+	}
+	if rec := oneRecord(t, log); rec["truncated"] == nil || rec["decision"] != "allow" {
+		t.Fatalf("record %v", rec)
+	}
+}
+
 // TestBadBundles: config.json that cannot be used never hangs the hook; it
 // goes on with the state's annotations and says so.
 func TestBadBundles(t *testing.T) {
