@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/podhook/podhook/hook"
+	"github.com/podhook/podhook/resolver"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
@@ -18,13 +20,23 @@ func main() {
 }
 
 // run executes podhook with args and returns the exit code: 0 or 1, never
-// anything else. A panic that escapes a command stops a container only
-// through the same one-line path as any other failure.
+// anything else. A panic that escapes a stage (hook.Run decides its own
+// with the resolved identity) is decided by the fail check with what is
+// known then, no identity: a create fails closed, a poststop exits 0.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer, start time.Time) (code int) {
 	defer func() {
 		if r := recover(); r != nil {
-			fmt.Fprintf(stderr, "podhook: internal error: %v\n", r)
 			code = 1
+			err := fmt.Errorf("%w: %v", hook.ErrInternal, r)
+			if st, serr := stageOf(args); serr == nil {
+				d := hook.Decide(st, err, resolver.Identity{Runtime: resolver.Unknown}, hook.Policy{}, hook.Policy{})
+				if d.Allow {
+					code = 0
+				}
+				fmt.Fprintf(stderr, "podhook: %s\n", cmp.Or(d.Reason, err.Error()))
+				return
+			}
+			fmt.Fprintf(stderr, "podhook: %v\n", err)
 		}
 	}()
 	var err error

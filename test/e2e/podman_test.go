@@ -76,8 +76,10 @@ func TestAgentDown(t *testing.T) {
 			}
 			r := e.podman(crio("payments", "checkout-1", "checkout"), "echo", "ran")
 			rec := e.createRecord(r.id)
-			if d := rec["duration_ms"].(float64); d >= 200 {
-				t.Errorf("the hook took %.1f ms, want < 200", d)
+			// Decided without waiting for the 2 s deadline; the bound
+			// leaves room for a loaded machine.
+			if d := rec["duration_ms"].(float64); d >= 1000 {
+				t.Errorf("the hook took %.1f ms: it waited for the agent", d)
 			}
 			if tc.runs {
 				if r.code != 0 || r.out != "ran\n" || rec["msg"] != "agent unavailable: failed open" || rec["fail_open"] != true {
@@ -128,8 +130,10 @@ func TestAgentHangs(t *testing.T) {
 			t.Fatalf("allow %s: ran=%v, want %v (err %q)", tc.allow, got, tc.runs, r.err)
 		}
 		rec := e.createRecord(r.id)
-		if d := rec["duration_ms"].(float64); d < 1000 || d > 1500 {
-			t.Errorf("decided after %.0f ms, want 1s deadline plus a small margin", d)
+		// Decided at the 1 s deadline, not at the runtime's 10 s hook
+		// timeout: the bound leaves room for a loaded machine.
+		if a, d := rec["agent_ms"].(float64), rec["duration_ms"].(float64); a < 1000 || d > 5000 {
+			t.Errorf("agent call %.0f ms, decided after %.0f ms: want the 1s deadline", a, d)
 		}
 		if rec["error_kind"] != "deadline" {
 			t.Fatalf("record %v", rec)
