@@ -7,6 +7,7 @@ import (
 	"regexp"
 
 	"github.com/podhook/podhook/agentclient"
+	"github.com/podhook/podhook/internal/nspattern"
 	"github.com/podhook/podhook/resolver"
 )
 
@@ -30,15 +31,15 @@ func SafePolicy(agentNamespace string) Policy {
 }
 
 // ErrPolicy marks a fail-allow pattern that does not compile.
-var ErrPolicy = errors.New("invalid fail-allow pattern")
+var ErrPolicy = nspattern.ErrPattern
 
 // Compile checks every pattern, returning them anchored and compiled.
 func (p Policy) Compile() ([]*regexp.Regexp, error) {
 	out := make([]*regexp.Regexp, 0, len(p.Patterns))
 	for _, pat := range p.Patterns {
-		re, err := regexp.Compile(`^(?:` + pat + `)$`)
+		re, err := nspattern.Compile(pat)
 		if err != nil {
-			return nil, fmt.Errorf("%w %q: %w", ErrPolicy, pat, err)
+			return nil, err
 		}
 		out = append(out, re)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/podhook/podhook/hook"
+	"github.com/podhook/podhook/internal/regfile"
 )
 
 const (
@@ -82,7 +83,7 @@ func capture(r io.Reader, root string, keep int, now time.Time) (string, error) 
 	}
 	origin, _ := json.MarshalIndent(map[string]string{"bundle": st.Bundle, "captured_at": now.UTC().Format(time.RFC3339Nano)}, "", "  ")
 	files := map[string][]byte{"state.json": state, "origin.json": origin}
-	spec, specErr := hook.ReadRegularFile(filepath.Join(st.Bundle, "config.json"), hook.MaxSpecSize)
+	spec, specErr := regfile.Read(filepath.Join(st.Bundle, "config.json"), hook.MaxSpecSize)
 	if specErr == nil {
 		files["config.json"] = spec
 	}

@@ -159,3 +159,11 @@ func TestStageArgsErrorsAndHelp(t *testing.T) {
 		t.Fatalf("help: ok=%v err=%v\n%s", ok, err, help.String())
 	}
 }
+
+func TestDiffLabel(t *testing.T) {
+	for in, want := range map[string]string{"/etc/containerd/config.toml": "a/etc/containerd/config.toml", "patch/config.toml": "a/patch/config.toml", "./x.toml": "a/x.toml"} {
+		if got := diffLabel("a", in); got != want {
+			t.Errorf("diffLabel(a, %q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -92,6 +93,12 @@ func readOptional(path string) ([]byte, os.FileMode, error) {
 	return b, fi.Mode().Perm(), nil
 }
 
+// diffLabel names path in a diff header the way git and patch -p1 expect:
+// "a/etc/containerd/config.toml", "a/config.toml" for a relative path.
+func diffLabel(side, path string) string {
+	return side + "/" + strings.TrimPrefix(filepath.Clean(path), "/")
+}
+
 // applyPatch prints the diff and writes the result atomically, unless there
 // is nothing to change or --dry-run.
 func applyPatch(c *cli.Context, dest string, before, after []byte, mode os.FileMode, next string) error {
@@ -100,7 +107,7 @@ func applyPatch(c *cli.Context, dest string, before, after []byte, mode os.FileM
 		fmt.Fprintf(w, "%s: nothing to change\n", dest)
 		return nil
 	}
-	fmt.Fprint(w, runtimeconf.Diff("a"+dest, "b"+dest, before, after))
+	fmt.Fprint(w, runtimeconf.Diff(diffLabel("a", dest), diffLabel("b", dest), before, after))
 	if c.Bool("dry-run") {
 		return nil
 	}

@@ -72,7 +72,7 @@ func runStage(std stdio, st hook.Stage, start time.Time, args stageArgs, argsErr
 	rt, _ := resolver.ParseRuntime(cfg.Runtime)
 	opts := hook.Options{
 		Stage: st, Start: start, Runtime: rt, Given: args.given(), Runs: runs,
-		Policy: cfg.Policy(), Safe: cfg.SafePolicy(),
+		Policy: hook.Policy{Namespaces: cfg.FailAllowed(), Patterns: cfg.FailAllowNamespaceRegex}, Safe: hook.SafePolicy(cfg.SafeAgentNamespace()),
 		LogPath: cfg.LogFile,
 	}
 	if args.Bool(flagDryRun) {

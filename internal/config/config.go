@@ -13,8 +13,9 @@ import (
 	"time"
 
 	"github.com/podhook/podhook/agentclient"
-	"github.com/podhook/podhook/hook"
 	"github.com/podhook/podhook/internal/logfile"
+	"github.com/podhook/podhook/internal/nspattern"
+	"github.com/podhook/podhook/internal/regfile"
 	"github.com/podhook/podhook/resolver"
 )
 
@@ -81,7 +82,7 @@ func DefaultFile() string {
 // silently leave a default in force. A missing file is reported with
 // os.ErrNotExist in the chain.
 func ReadFile(path string) (Config, error) {
-	b, err := hook.ReadRegularFile(path, MaxFileSize)
+	b, err := regfile.Read(path, MaxFileSize)
 	if err != nil {
 		return Config{}, fmt.Errorf("config file: %w", err)
 	}
@@ -182,8 +183,10 @@ func (c Config) Validate(compilePatterns bool) error {
 		}
 	}
 	if compilePatterns {
-		if _, err := c.Policy().Compile(); err != nil {
-			errs = append(errs, fmt.Errorf("%w: %w", ErrInvalid, err))
+		for _, p := range c.FailAllowNamespaceRegex {
+			if _, err := nspattern.Compile(p); err != nil {
+				errs = append(errs, fmt.Errorf("%w: %w", ErrInvalid, err))
+			}
 		}
 	}
 	if _, ok := resolver.ParseRuntime(c.Runtime); !ok {
@@ -192,22 +195,24 @@ func (c Config) Validate(compilePatterns bool) error {
 	return errors.Join(errs...)
 }
 
-// Policy is the fail check's policy: the allow-list plus the agent's own
-// namespace, which is always allowed so that the agent itself can start.
-func (c Config) Policy() hook.Policy {
+// FailAllowed is every namespace name allowed to fail open: the allow-list
+// plus the agent's own namespace, which is always allowed so that the agent
+// itself can start.
+func (c Config) FailAllowed() []string {
 	ns := c.FailAllowNamespaces
 	if c.AgentNamespace != "" {
 		ns = append(append([]string{}, ns...), c.AgentNamespace)
 	}
-	return hook.Policy{Namespaces: ns, Patterns: c.FailAllowNamespaceRegex}
+	return ns
 }
 
-// SafePolicy is the policy used when the configured one is invalid.
-func (c Config) SafePolicy() hook.Policy {
+// SafeAgentNamespace is the agent namespace the safe policy keeps: the
+// configured one when it is valid.
+func (c Config) SafeAgentNamespace() string {
 	if resolver.IsDNS1123Label(c.AgentNamespace) {
-		return hook.SafePolicy(c.AgentNamespace)
+		return c.AgentNamespace
 	}
-	return hook.SafePolicy("")
+	return ""
 }
 
 // Safe returns the built-in defaults, keeping only the agent namespace when

@@ -85,14 +85,21 @@ func TestPolicyAndSafe(t *testing.T) {
 	c := Defaults()
 	c.AgentNamespace = "security"
 	c.FailAllowNamespaceRegex = []string{"("}
-	if p := c.Policy(); len(p.Namespaces) != 2 || p.Namespaces[1] != "security" {
-		t.Fatalf("policy %+v", p)
+	if p := c.FailAllowed(); len(p) != 2 || p[1] != "security" {
+		t.Fatalf("fail-allowed %q", p)
+	}
+	if err := c.Validate(true); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("pattern %q validated: %v", "(", err)
 	}
 	s := c.Safe()
 	if s.AgentNamespace != "security" || s.FailAllowNamespaceRegex != nil || s.Validate(true) != nil {
 		t.Fatalf("safe %+v", s)
 	}
-	if p := c.SafePolicy(); len(p.Namespaces) != 2 || p.Namespaces[0] != "kube-system" {
-		t.Fatalf("safe policy %+v", p)
+	if ns := c.SafeAgentNamespace(); ns != "security" {
+		t.Fatalf("safe agent namespace %q", ns)
+	}
+	c.AgentNamespace = "Not_Valid"
+	if ns := c.SafeAgentNamespace(); ns != "" {
+		t.Fatalf("invalid agent namespace kept: %q", ns)
 	}
 }

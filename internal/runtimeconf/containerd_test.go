@@ -120,7 +120,7 @@ func TestDiff(t *testing.T) {
 	if got != want {
 		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
-	if got := Diff("a", "b", nil, []byte("new\n")); got != "--- a\n+++ b\n@@ -0,0 +1,1 @@\n+new\n" {
+	if got := Diff("a", "b", nil, []byte("new\n")); got != "--- a\n+++ b\n@@ -0,0 +1 @@\n+new\n" {
 		t.Fatalf("from empty: %q", got)
 	}
 	got = Diff("a", "b", []byte("1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n"), []byte("one\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\ntwelve\n"))

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/podhook/podhook/hook"
 	"github.com/podhook/podhook/internal/config"
 )
 
@@ -66,7 +67,8 @@ func TestNamespaceAndConfigMap(t *testing.T) {
 	}
 	// The agent's namespace and this DaemonSet's are always allowed to
 	// fail open: neither may deadlock waiting for the agent.
-	policy := config.Defaults().Merge(c).Policy()
+	merged := config.Defaults().Merge(c)
+	policy := hook.Policy{Namespaces: merged.FailAllowed(), Patterns: merged.FailAllowNamespaceRegex}
 	for _, must := range []string{"kube-system", ns.Name, c.AgentNamespace} {
 		if m, _ := policy.Match(must); m == "" {
 			t.Errorf("namespace %q is not allowed to fail open", must)
