@@ -38,5 +38,20 @@ func Write(path string, content []byte, mode os.FileMode, check func(tmp string)
 	if err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// SyncDir makes a directory's entries (a rename, a removal) durable: a
+// node that loses power right after an install must not come back with a
+// registration whose binary's rename was lost.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

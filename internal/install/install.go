@@ -12,6 +12,7 @@ import (
 	"time"
 
 	current "github.com/containers/common/pkg/hooks/1.0.0"
+	securejoin "github.com/cyphar/filepath-securejoin"
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/podhook/podhook/internal/atomicfile"
@@ -60,7 +61,33 @@ const (
 	PoststopJSON = "podhook-poststop.json"
 )
 
-func (o *Options) host(p string) string { return filepath.Join(o.HostRoot, p) }
+// host resolves the directory of a host path under HostRoot the way the
+// host would, with every symlink resolved inside HostRoot: an absolute
+// symlink such as /opt -> /data leads to <root>/data, never out of the host
+// root (a binary written outside while its registration lands inside would
+// fail every container on the node). The last component is kept as is: a
+// symlink there is replaced or removed, never followed.
+func (o *Options) host(p string) (string, error) {
+	dir, err := o.hostFollow(filepath.Dir(filepath.Clean(p)))
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, filepath.Base(p)), nil
+}
+
+// hostFollow resolves every component of a host path inside HostRoot, the
+// last one too: for what is read or executed, as the host would.
+func (o *Options) hostFollow(p string) (string, error) {
+	root := o.HostRoot
+	if root == "" {
+		root = "/"
+	}
+	h, err := securejoin.SecureJoin(root, p)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s under %s: %w", p, root, err)
+	}
+	return h, nil
+}
 
 func (o *Options) binaryPath() string { return filepath.Join(o.InstallDir, BinaryName) }
 func (o *Options) configPath() string { return filepath.Join(o.InstallDir, config.FileName) }
@@ -231,7 +258,10 @@ func (o *Options) warn(format string, args ...any) {
 
 // ensure makes f's host file hold its content and mode, atomically.
 func (o *Options) ensure(f file) error {
-	target := o.host(f.hostPath)
+	target, err := o.host(f.hostPath)
+	if err != nil {
+		return err
+	}
 	if same(target, f.content, f.mode) {
 		return nil
 	}
@@ -266,7 +296,9 @@ func (o *Options) checkRegistration(path string, agent time.Duration) error {
 	}
 	hostHook := *h
 	if filepath.IsAbs(h.Hook.Path) {
-		hostHook.Hook.Path = o.host(h.Hook.Path)
+		if hostHook.Hook.Path, err = o.hostFollow(h.Hook.Path); err != nil {
+			return err
+		}
 	}
 	if err := hostHook.Validate(nil); err != nil {
 		return err
@@ -304,7 +336,11 @@ func (o *Options) agentTimeout(h rspec.Hook) (time.Duration, error) {
 			path = v
 		}
 	}
-	c, err := config.ReadFile(o.host(path))
+	hp, err := o.hostFollow(path)
+	if err != nil {
+		return 0, err
+	}
+	c, err := config.ReadFile(hp)
 	if errors.Is(err, os.ErrNotExist) {
 		return config.Defaults().Timeout.Duration(), nil
 	}
@@ -322,7 +358,11 @@ func CheckRegistrations(hostRoot, dir string) ([]string, error) {
 	var checked []string
 	for _, name := range []string{CreateJSON, PoststopJSON} {
 		p := filepath.Join(dir, name)
-		if err := o.checkRegistration(o.host(p), 0); err != nil {
+		hp, err := o.host(p)
+		if err == nil {
+			err = o.checkRegistration(hp, 0)
+		}
+		if err != nil {
 			return checked, fmt.Errorf("%s: %w", p, err)
 		}
 		checked = append(checked, p)
@@ -349,8 +389,16 @@ func Uninstall(o Options) error {
 	var errs []error
 	for i := len(files) - 1; i >= 0; i-- {
 		p := files[i]
-		if err := os.Remove(o.host(p)); err == nil {
+		hp, err := o.host(p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := os.Remove(hp); err == nil {
 			o.trace("removed", p)
+			if err := atomicfile.SyncDir(filepath.Dir(hp)); err != nil {
+				errs = append(errs, err)
+			}
 		} else if !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -71,20 +71,20 @@ func TestInstall(t *testing.T) {
 		"/opt/podhook/podhook": 0o755, "/opt/podhook/podhook-config.json": 0o644,
 		"/usr/share/containers/oci/hooks.d/podhook.json": 0o644,
 	} {
-		if fi, err := os.Stat(o.host(path)); err != nil || fi.Mode().Perm() != mode {
+		if fi, err := os.Stat(hostPath(o, path)); err != nil || fi.Mode().Perm() != mode {
 			t.Errorf("%s: %v, %v; want %v", path, fi.Mode(), err, mode)
 		}
 	}
-	if b, _ := os.ReadFile(o.host("/opt/podhook/podhook-config.json")); !bytes.Equal(b, o.Config) {
+	if b, _ := os.ReadFile(hostPath(o, "/opt/podhook/podhook-config.json")); !bytes.Equal(b, o.Config) {
 		t.Errorf("config %s", b)
 	}
 	// The registrations as CRI-O reads them: containers/common's full reader,
 	// the binary path looked up under the host root.
 	for _, dir := range o.HooksDirs {
 		for _, name := range []string{CreateJSON, PoststopJSON} {
-			b, _ := os.ReadFile(o.host(filepath.Join(dir, name)))
+			b, _ := os.ReadFile(hostPath(o, filepath.Join(dir, name)))
 			tmp := filepath.Join(t.TempDir(), name)
-			os.WriteFile(tmp, bytes.ReplaceAll(b, []byte(`"/opt/podhook/podhook"`), []byte(`"`+o.host("/opt/podhook/podhook")+`"`)), 0o644)
+			os.WriteFile(tmp, bytes.ReplaceAll(b, []byte(`"/opt/podhook/podhook"`), []byte(`"`+hostPath(o, "/opt/podhook/podhook")+`"`)), 0o644)
 			h, err := hooks.Read(tmp, nil)
 			if err != nil {
 				t.Fatalf("%s: %v", name, err)
@@ -109,11 +109,11 @@ func TestInstall(t *testing.T) {
 
 	// Idempotent: a second run changes nothing.
 	tr.ops = nil
-	before, _ := os.Stat(o.host("/opt/podhook/podhook"))
+	before, _ := os.Stat(hostPath(o, "/opt/podhook/podhook"))
 	if err := Install(o); err != nil {
 		t.Fatal(err)
 	}
-	after, _ := os.Stat(o.host("/opt/podhook/podhook"))
+	after, _ := os.Stat(hostPath(o, "/opt/podhook/podhook"))
 	if len(tr.ops) != 0 || !before.ModTime().Equal(after.ModTime()) || !os.SameFile(before, after) {
 		t.Fatalf("second install changed %q", tr.ops)
 	}
@@ -151,7 +151,7 @@ func TestInstallRefusesInvalidConfig(t *testing.T) {
 	if err := Install(o); err != nil {
 		t.Fatalf("empty config (defaults): %v", err)
 	}
-	if c, err := config.ReadFile(o.host("/opt/podhook/podhook-config.json")); err != nil || c.AgentAddress != "" {
+	if c, err := config.ReadFile(hostPath(o, "/opt/podhook/podhook-config.json")); err != nil || c.AgentAddress != "" {
 		t.Fatalf("empty config installed as %+v, %v", c, err)
 	}
 }
@@ -197,7 +197,7 @@ func TestCheckRegistrationsRefuses(t *testing.T) {
 	if _, err := CheckRegistrations(o.HostRoot, dir); err != nil {
 		t.Fatalf("installed registrations: %v", err)
 	}
-	reg := o.host(dir + "/" + CreateJSON)
+	reg := hostPath(o, dir+"/"+CreateJSON)
 	orig, _ := os.ReadFile(reg)
 	for name, tc := range map[string]struct {
 		from, to string
@@ -212,7 +212,7 @@ func TestCheckRegistrationsRefuses(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			os.WriteFile(reg, []byte(strings.Replace(string(orig), tc.from, tc.to, 1)), 0o644)
-			cfg := o.host("/opt/podhook/podhook-config.json")
+			cfg := hostPath(o, "/opt/podhook/podhook-config.json")
 			if tc.config != "" {
 				old, _ := os.ReadFile(cfg)
 				os.WriteFile(cfg, []byte(tc.config), 0o644)
@@ -232,7 +232,7 @@ func TestUpgradeWhileRunning(t *testing.T) {
 	if err := Install(o); err != nil {
 		t.Fatal(err)
 	}
-	running := exec.Command(o.host("/opt/podhook/podhook"), "5")
+	running := exec.Command(hostPath(o, "/opt/podhook/podhook"), "5")
 	if err := running.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +241,7 @@ func TestUpgradeWhileRunning(t *testing.T) {
 	if err := Install(o); err != nil {
 		t.Fatalf("upgrade while the old binary runs: %v", err)
 	}
-	if err := exec.Command(o.host("/opt/podhook/podhook")).Run(); err != nil {
+	if err := exec.Command(hostPath(o, "/opt/podhook/podhook")).Run(); err != nil {
 		t.Fatalf("new binary: %v", err)
 	}
 	// The running process still executes the old file, intact: an
@@ -255,7 +255,7 @@ func TestUpgradeWhileRunning(t *testing.T) {
 		t.Fatalf("the running old binary died: %v", err)
 	}
 	want, _ := os.ReadFile("/bin/true")
-	if got, _ := os.ReadFile(o.host("/opt/podhook/podhook")); !bytes.Equal(got, want) {
+	if got, _ := os.ReadFile(hostPath(o, "/opt/podhook/podhook")); !bytes.Equal(got, want) {
 		t.Fatal("installed binary is not the new one")
 	}
 }
@@ -267,8 +267,8 @@ func TestKeep(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- Keep(ctx, o, 10*time.Millisecond, uninstallOnExit) }()
-		json := o.host("/usr/share/containers/oci/hooks.d/podhook.json")
-		cfg := o.host("/opt/podhook/podhook-config.json")
+		json := hostPath(o, "/usr/share/containers/oci/hooks.d/podhook.json")
+		cfg := hostPath(o, "/opt/podhook/podhook-config.json")
 		waitFor(t, func() bool { _, err := os.Stat(json); return err == nil })
 		os.Remove(json)
 		os.WriteFile(cfg, []byte(`{"fail_allow_namespaces":["everything"]}`), 0o644)
@@ -317,7 +317,7 @@ func TestCRIO(t *testing.T) {
 	if !strings.Contains(out.String(), "warning: CRI-O's hooks_dir") {
 		t.Fatalf("no warning: %s", out.String())
 	}
-	if _, err := os.Stat(o.host(dropin)); !os.IsNotExist(err) {
+	if _, err := os.Stat(hostPath(o, dropin)); !os.IsNotExist(err) {
 		t.Fatal("drop-in written without --crio-dropin")
 	}
 	o.CRIODropin = true
@@ -337,7 +337,7 @@ func TestCRIO(t *testing.T) {
 	if err := Uninstall(o); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(o.host(dropin)); !os.IsNotExist(err) {
+	if _, err := os.Stat(hostPath(o, dropin)); !os.IsNotExist(err) {
 		t.Fatal("drop-in left after uninstall")
 	}
 }
@@ -372,7 +372,7 @@ func TestKeepFollowsConfigSource(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go Keep(ctx, o, 10*time.Millisecond, false)
-	cfg := o.host("/opt/podhook/podhook-config.json")
+	cfg := hostPath(o, "/opt/podhook/podhook-config.json")
 	installed := func(want string) func() bool {
 		return func() bool { b, _ := os.ReadFile(cfg); return string(b) == want }
 	}
@@ -387,5 +387,64 @@ func TestKeepFollowsConfigSource(t *testing.T) {
 	waitFor(t, func() bool { return strings.Contains(out.String(), "restore: config") })
 	if !installed(`{"agent_namespace":"two"}`)() {
 		t.Fatal("an invalid config replaced the installed one")
+	}
+}
+
+// hostPath is p under the test's host root, joined lexically: the tests
+// plant no symlinks except where they say so.
+func hostPath(o Options, p string) string { return filepath.Join(o.HostRoot, p) }
+
+// TestHostileSymlinks: symlinks planted in the host root never lead a write
+// out of it. An absolute /opt symlink resolves inside the host root (as the
+// host itself would see it), a symlink at a file's own path is replaced,
+// not followed, and a relative one climbing out stays in.
+func TestHostileSymlinks(t *testing.T) {
+	outside := t.TempDir() // stands for the installer container's own /
+	victim := filepath.Join(outside, "victim")
+	os.WriteFile(victim, []byte("untouched\n"), 0o600)
+
+	var tr tracer
+	o := options(t, &tr)
+	// /opt -> <outside>/opt: followed naively, the binary would land outside.
+	os.Symlink(filepath.Join(outside, "opt"), hostPath(o, "/opt"))
+	// A symlink where a registration goes, pointing at the victim.
+	os.MkdirAll(hostPath(o, "/etc/containers/oci/hooks.d"), 0o755)
+	os.Symlink(victim, hostPath(o, "/etc/containers/oci/hooks.d/podhook.json"))
+	// A relative symlink that climbs above the root.
+	os.MkdirAll(hostPath(o, "/usr/share/containers/oci"), 0o755)
+	os.Symlink("../../../../../../../../"+strings.TrimPrefix(outside, "/"), hostPath(o, "/usr/share/containers/oci/hooks.d"))
+
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	var escaped []string
+	filepath.Walk(outside, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && p != outside && p != victim {
+			escaped = append(escaped, p)
+		}
+		return nil
+	})
+	if len(escaped) != 0 {
+		t.Fatalf("written outside the host root: %q", escaped)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "untouched\n" {
+		t.Fatalf("symlink target written: %q", b)
+	}
+	// Where the host sees them: /opt -> <outside>/opt means <root><outside>/opt.
+	bin := filepath.Join(o.HostRoot, outside, "opt/podhook/podhook")
+	if fi, err := os.Stat(bin); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("binary not at %s: %v", bin, err)
+	}
+	if fi, err := os.Lstat(hostPath(o, "/etc/containers/oci/hooks.d/podhook.json")); err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("registration: %v, %v", fi, err)
+	}
+	if _, err := CheckRegistrations(o.HostRoot, "/usr/share/containers/oci/hooks.d"); err != nil {
+		t.Fatalf("registrations through the relative symlink: %v", err)
+	}
+	if err := Uninstall(o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bin); !os.IsNotExist(err) {
+		t.Fatalf("binary left after uninstall: %v", err)
 	}
 }
