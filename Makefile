@@ -26,7 +26,7 @@ CONTAINERD_TOOLS   ?= $(HOME)/.cache/podhook/containerd-$(CONTAINERD_VERSION)
 
 FUZZ_TARGETS := ./hook:FuzzFit ./hook:FuzzParseState ./hook:FuzzParseSpec ./hook:FuzzAnnotations ./resolver:FuzzResolve ./resolver:FuzzExpandCgroupsPath
 
-.PHONY: help build test unit lint fuzz e2e e2e-containerd containerd-tools bench generate check-generate demo clean
+.PHONY: help build test unit lint fuzz e2e e2e-containerd containerd-tools bench bench-gate generate check-generate demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -73,6 +73,10 @@ e2e-containerd: containerd-tools ## a private containerd with NRI runs pods thro
 bench: build ## whole-process timings vs grpc-go and noop floors (bin/bench/results.json), then podman start overhead
 	$(GO) run ./test/bench -podhook $(BIN)/podhook -agent $(BIN)/podhook-agent -out $(BIN)/bench/results.json -runs $(BENCH_RUNS)
 	@if command -v podman >/dev/null && [ "$$(id -u)" = 0 ]; then contrib/bench/podman-overhead.sh $(BIN) $(PODMAN_RUNS); else echo "podman start overhead: skipped (needs podman and root)"; fi
+
+GATE_RUNS ?= 60
+bench-gate: build ## CI's gate: hook vs grpc-go floor (same run, interleaved) <= 1.35, binary <= 12 MB, peak RSS <= 12 MiB
+	$(GO) run ./test/bench -quick -gate -runs $(GATE_RUNS) -warmup 10 -podhook $(BIN)/podhook -agent $(BIN)/podhook-agent -out $(BIN)/bench/gate.json
 
 generate: ## regenerate agentclient/agentv1 from agent.proto (needs protoc)
 	GOBIN=$(TOOLS) $(GO) install $(PROTOC_GEN_GO)

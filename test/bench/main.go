@@ -2,10 +2,14 @@
 // processes, fork to exit, alternating with two floors it builds itself (a
 // static Go program that does nothing, and one that makes a single grpc-go
 // health call to the same agent). It prints a table with the ratios
-// hook/grpc-floor and hook/noop and writes the results as JSON. It asserts
-// no timing: it fails only when a command does not behave (wrong exit code).
+// hook/grpc-floor and hook/noop and writes the results as JSON. It fails
+// when a command does not behave (wrong exit code) and, with -gate, when
+// the hook passes a bound: the ratio to the grpc-go floor measured in the
+// same run (not an absolute time, so a loaded machine does not fail it),
+// the stripped binary's size, or its peak RSS.
 //
 //	go run ./test/bench -podhook bin/podhook -agent bin/podhook-agent -out bin/bench/results.json
+//	go run ./test/bench -quick -gate ...   # CI: the commands the gate needs, fewer rounds
 package main
 
 import (
@@ -33,6 +37,9 @@ import (
 type options struct {
 	podhook, agent, out, fixtures string
 	runs, warmup, burst           int
+	quick, gate                   bool
+	maxRatio                      float64
+	maxBinary, maxRSSKB           int64
 }
 
 func main() {
@@ -44,6 +51,11 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 200, "measured runs per command")
 	flag.IntVar(&o.warmup, "warmup", 20, "warm-up runs per command")
 	flag.IntVar(&o.burst, "burst", 100, "concurrent invocations in the burst")
+	flag.BoolVar(&o.quick, "quick", false, "time only what the gate needs (noop, grpc-floor, hook live 8K and 20K); no burst")
+	flag.BoolVar(&o.gate, "gate", false, "fail when a bound below is passed")
+	flag.Float64Var(&o.maxRatio, "max-ratio", 1.35, "gate: hook/grpc-floor median ratio, measured in the same run")
+	flag.Int64Var(&o.maxBinary, "max-binary", 12_000_000, "gate: stripped podhook binary, bytes")
+	flag.Int64Var(&o.maxRSSKB, "max-rss-kb", 12<<10, "gate: peak RSS of the hook with a 20 KB config.json, KiB")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -80,6 +92,7 @@ type Results struct {
 	Burst       map[string]float64 `json:"burst"`
 	BinaryBytes int64              `json:"binary_bytes"`
 	ConfigBytes map[string]int     `json:"config_bytes"`
+	Gate        *GateResult        `json:"gate,omitempty"`
 }
 
 func run(o options) error {
@@ -135,28 +148,22 @@ func run(o options) error {
 		hook("hook live, config 200K", states["200K"], sock, 0),
 		hook("hook live, config 2M", states["2M"], sock, 0),
 	}
+	if o.quick {
+		cmds = slices.DeleteFunc(cmds, func(c command) bool {
+			return !slices.Contains([]string{"noop", "grpc-floor", "hook live agent", "hook live, config 20K"}, c.Name)
+		})
+	}
 	fmt.Fprintf(os.Stderr, "timing %d commands, %d warm-up + %d runs each, alternating...\n", len(cmds), o.warmup, o.runs)
 	stats, err := alternate(cmds, o.warmup, o.runs)
 	if err != nil {
 		return err
 	}
 
-	// An agent that accepts and never answers: time to decision.
-	hang := filepath.Join(work, "hang.sock")
-	hl, err := harness.NewHangingAgent(hang)
-	if err != nil {
-		return err
-	}
-	hs, err := alternate([]command{hook("hook hung agent (--timeout 500ms)", states["8K"], hang, 1, "--timeout", "500ms")}, 0, 5)
-	hl.Close()
-	if err != nil {
-		return err
-	}
-	stats = append(stats, hs...)
-
-	burst, err := runBurst(hook("burst", states["8K"], sock, 0), o.burst)
-	if err != nil {
-		return err
+	burst := map[string]float64{}
+	if !o.quick {
+		if stats, burst, err = slowParts(o, stats, work, sock, hook, states["8K"]); err != nil {
+			return err
+		}
 	}
 	fi, err := os.Stat(o.podhook)
 	if err != nil {
@@ -170,19 +177,78 @@ func run(o options) error {
 	for _, s := range stats {
 		by[s.Name] = s
 	}
-	floor, noop := by["grpc-floor"].MedianMS, by["noop"].MedianMS
-	res.Ratios["hook/grpc-floor"] = by["hook live agent"].MedianMS / floor
-	res.Ratios["hook/noop"] = by["hook live agent"].MedianMS / noop
-	res.Ratios["socket missing/grpc-floor"] = by["hook socket missing"].MedianMS / floor
-	res.Ratios["stale socket/grpc-floor"] = by["hook stale socket"].MedianMS / floor
-	res.Ratios["config 2M/config 200K"] = by["hook live, config 2M"].MedianMS / by["hook live, config 200K"].MedianMS
-	res.Ratios["config 200K/config 20K"] = by["hook live, config 200K"].MedianMS / by["hook live, config 20K"].MedianMS
+	ratio := func(name, a, b string) {
+		if x, y := by[a].MedianMS, by[b].MedianMS; x > 0 && y > 0 {
+			res.Ratios[name] = x / y
+		}
+	}
+	ratio("hook/grpc-floor", "hook live agent", "grpc-floor")
+	ratio("hook/noop", "hook live agent", "noop")
+	ratio("socket missing/grpc-floor", "hook socket missing", "grpc-floor")
+	ratio("stale socket/grpc-floor", "hook stale socket", "grpc-floor")
+	ratio("config 2M/config 200K", "hook live, config 2M", "hook live, config 200K")
+	ratio("config 200K/config 20K", "hook live, config 200K", "hook live, config 20K")
+	if o.gate {
+		res.Gate = gate(o, res, by)
+	}
 	report(os.Stdout, res)
 	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
 		return err
 	}
 	b, _ := json.MarshalIndent(res, "", "  ")
-	return os.WriteFile(o.out, append(b, '\n'), 0o644)
+	if err := os.WriteFile(o.out, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	if res.Gate != nil && !res.Gate.Pass {
+		return fmt.Errorf("benchmark gate failed: %s", strings.Join(res.Gate.Failed, "; "))
+	}
+	return nil
+}
+
+// GateResult is the gate's verdict, kept in results.json.
+type GateResult struct {
+	Pass   bool     `json:"pass"`
+	Failed []string `json:"failed,omitempty"`
+	Bounds struct {
+		Ratio     float64 `json:"hook_grpc_floor_ratio"`
+		BinaryB   int64   `json:"binary_bytes"`
+		PeakRSSKB int64   `json:"peak_rss_kb"`
+	} `json:"bounds"`
+}
+
+// gate checks the bounds: ratios to a floor measured in the same run, so
+// a loaded machine slows both sides alike.
+func gate(o options, res Results, by map[string]Stats) *GateResult {
+	g := &GateResult{}
+	g.Bounds.Ratio, g.Bounds.BinaryB, g.Bounds.PeakRSSKB = o.maxRatio, o.maxBinary, o.maxRSSKB
+	if r := res.Ratios["hook/grpc-floor"]; !(r > 0 && r <= o.maxRatio) {
+		g.Failed = append(g.Failed, fmt.Sprintf("hook/grpc-floor %.3f > %.2f", r, o.maxRatio))
+	}
+	if res.BinaryBytes > o.maxBinary {
+		g.Failed = append(g.Failed, fmt.Sprintf("binary %d bytes > %d", res.BinaryBytes, o.maxBinary))
+	}
+	if rss := by["hook live, config 20K"].PeakRSSKB; rss == 0 || rss > o.maxRSSKB {
+		g.Failed = append(g.Failed, fmt.Sprintf("peak RSS %d KiB > %d", rss, o.maxRSSKB))
+	}
+	g.Pass = len(g.Failed) == 0
+	return g
+}
+
+// slowParts times the hung agent and the burst: not needed by the gate.
+func slowParts(o options, stats []Stats, work, sock string, hook func(string, string, string, int, ...string) command, state string) ([]Stats, map[string]float64, error) {
+	// An agent that accepts and never answers: time to decision.
+	hang := filepath.Join(work, "hang.sock")
+	hl, err := harness.NewHangingAgent(hang)
+	if err != nil {
+		return nil, nil, err
+	}
+	hs, err := alternate([]command{hook("hook hung agent (--timeout 500ms)", state, hang, 1, "--timeout", "500ms")}, 0, 5)
+	hl.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	burst, err := runBurst(hook("burst", state, sock, 0), o.burst)
+	return append(stats, hs...), burst, err
 }
 
 // alternate runs every command once per round, warm-up rounds first.
@@ -326,8 +392,10 @@ func report(w io.Writer, r Results) {
 		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%.1f\t\n", s.Name, s.Runs, s.MedianMS, s.P90MS, s.P99MS, s.MinMS, s.MaxMS, float64(s.PeakRSSKB)/1024)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nburst: %.0f concurrent invocations in %.1f ms; per invocation p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-		r.Burst["invocations"], r.Burst["total_ms"], r.Burst["p50_ms"], r.Burst["p99_ms"], r.Burst["max_ms"])
+	if len(r.Burst) > 0 {
+		fmt.Fprintf(w, "\nburst: %.0f concurrent invocations in %.1f ms; per invocation p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+			r.Burst["invocations"], r.Burst["total_ms"], r.Burst["p50_ms"], r.Burst["p99_ms"], r.Burst["max_ms"])
+	}
 	fmt.Fprintf(w, "binary: %.2f MB (%d bytes), stripped as shipped\n", float64(r.BinaryBytes)/1e6, r.BinaryBytes)
 	fmt.Fprintf(w, "config.json sizes: 8K=%d 20K=%d 200K=%d 2M=%d bytes\n", r.ConfigBytes["8K"], r.ConfigBytes["20K"], r.ConfigBytes["200K"], r.ConfigBytes["2M"])
 	keys := make([]string, 0, len(r.Ratios))
@@ -339,6 +407,13 @@ func report(w io.Writer, r Results) {
 		fmt.Fprintf(w, "ratio %-28s %.3f\n", k, r.Ratios[k])
 	}
 	fmt.Fprintf(w, "host: %s\n", r.Host["summary"])
+	if g := r.Gate; g != nil {
+		verdict := "pass"
+		if !g.Pass {
+			verdict = "FAIL: " + strings.Join(g.Failed, "; ")
+		}
+		fmt.Fprintf(w, "gate (hook/grpc-floor <= %.2f, binary <= %d bytes, peak RSS <= %d KiB): %s\n", g.Bounds.Ratio, g.Bounds.BinaryB, g.Bounds.PeakRSSKB, verdict)
+	}
 }
 
 func host() map[string]string {

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestGate(t *testing.T) {
+	o := options{maxRatio: 1.35, maxBinary: 12_000_000, maxRSSKB: 12 << 10}
+	ok := Results{Ratios: map[string]float64{"hook/grpc-floor": 1.1}, BinaryBytes: 11_500_000}
+	by := map[string]Stats{"hook live, config 20K": {PeakRSSKB: 11 << 10}}
+	if g := gate(o, ok, by); !g.Pass {
+		t.Fatalf("within bounds: %+v", g)
+	}
+	for name, tc := range map[string]struct {
+		res  Results
+		rss  int64
+		want string
+	}{
+		"slow":       {Results{Ratios: map[string]float64{"hook/grpc-floor": 1.4}, BinaryBytes: 1}, 1, "hook/grpc-floor"},
+		"no ratio":   {Results{Ratios: map[string]float64{}, BinaryBytes: 1}, 1, "hook/grpc-floor"},
+		"big binary": {Results{Ratios: map[string]float64{"hook/grpc-floor": 1}, BinaryBytes: 12_000_001}, 1, "binary"},
+		"big RSS":    {Results{Ratios: map[string]float64{"hook/grpc-floor": 1}, BinaryBytes: 1}, 13 << 10, "peak RSS"},
+		"no RSS":     {Results{Ratios: map[string]float64{"hook/grpc-floor": 1}, BinaryBytes: 1}, 0, "peak RSS"},
+	} {
+		g := gate(o, tc.res, map[string]Stats{"hook live, config 20K": {PeakRSSKB: tc.rss}})
+		if g.Pass || len(g.Failed) != 1 || !strings.Contains(g.Failed[0], tc.want) {
+			t.Errorf("%s: %+v, want one failure about %s", name, g, tc.want)
+		}
+	}
+}
