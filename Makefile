@@ -31,10 +31,11 @@ FUZZ_TARGETS := ./hook:FuzzFit ./hook:FuzzParseState ./hook:FuzzParseSpec ./hook
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-build: ## static podhook, podhook-agent and podhook-nri in bin/
+build: ## static podhook, podhook-agent, podhook-nri and podhook-sync in bin/
 	CGO_ENABLED=0 $(GO) build -tags $(GOTAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/podhook ./cmd/podhook
 	CGO_ENABLED=0 $(GO) build -tags $(GOTAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/podhook-agent ./cmd/podhook-agent
 	CGO_ENABLED=0 $(GO) build -tags $(GOTAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/podhook-nri ./cmd/podhook-nri
+	CGO_ENABLED=0 $(GO) build -tags $(GOTAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/podhook-sync ./cmd/podhook-sync
 
 test: lint check-generate unit fuzz ## everything: lint, generated code unchanged, unit and integration tests with -race, fuzzing
 

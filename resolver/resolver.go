@@ -16,7 +16,24 @@ const (
 	// SourceAnnotations: read from the established runtime's own
 	// annotation keys, which that runtime writes over the pod's.
 	SourceAnnotations = "annotations"
+	// SourceCRI: the runtime's own pod and container records, read over
+	// its CRI socket (podhook sync).
+	SourceCRI = "cri"
 )
+
+// FromRecords is the identity of a container known from the runtime's own
+// records (no annotations involved): source says which. It is trusted when
+// the runtime is known and the fields are well formed.
+func FromRecords(g Given, rt Runtime, source string) Identity {
+	id := Identity{Runtime: rt, PodName: g.PodName, PodNamespace: g.PodNamespace, PodUID: g.PodUID,
+		SandboxID: g.SandboxID, ContainerName: g.ContainerName, Source: source}
+	if _, known := keys[rt]; !known {
+		id.Conflicts = append(id.Conflicts, fmt.Sprintf("runtime %s not known to podhook", q(string(rt))))
+	}
+	id.Conflicts = append(id.Conflicts, checkFields(id)...)
+	id.Trusted = len(id.Conflicts) == 0
+	return id
+}
 
 // Given is a pod identity the injection path learned from the runtime
 // itself and handed to the hook in its arguments.

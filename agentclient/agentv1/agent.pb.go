@@ -39,9 +39,9 @@ const (
 	ProtocolVersion_PROTOCOL_VERSION_UNSPECIFIED ProtocolVersion = 0
 	// PROTOCOL_VERSION_1 is the first revision.
 	ProtocolVersion_PROTOCOL_VERSION_1 ProtocolVersion = 1
-	// PROTOCOL_VERSION_2 adds Identity.source and Container.truncated. An
-	// agent built against revision 1 ignores the new fields and keeps
-	// working.
+	// PROTOCOL_VERSION_2 adds Identity.source, Container.truncated and
+	// CreateContainerRequest.already_running (with stage "sync"). An agent
+	// built against revision 1 ignores the new fields and keeps working.
 	ProtocolVersion_PROTOCOL_VERSION_2 ProtocolVersion = 2
 )
 
@@ -495,9 +495,11 @@ type Identity struct {
 	// conflicts lists why the identity is not trusted, one short line each.
 	Conflicts []string `protobuf:"bytes,2,rep,name=conflicts,proto3" json:"conflicts,omitempty"`
 	// source is where pod came from: "runtime" (the runtime told
-	// podhook-nri, which passed it in the hook's own arguments), "annotations"
-	// (the established runtime's own keys), or "" (no identity). Since
-	// PROTOCOL_VERSION_2.
+	// podhook-nri, which passed it in the hook's own arguments, or which
+	// reports a container it caught up with), "cri" (the runtime's own pod and
+	// container records, read over its CRI socket by podhook sync),
+	// "annotations" (the established runtime's own keys), or "" (no
+	// identity). Since PROTOCOL_VERSION_2.
 	Source        string `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -554,7 +556,8 @@ func (x *Identity) GetSource() string {
 	return ""
 }
 
-// CreateContainerRequest is sent at the create stages.
+// CreateContainerRequest is sent at the create stages, and for containers
+// that started without the hook (already_running).
 type CreateContainerRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// protocol_version is the revision the hook speaks (PROTOCOL_VERSION_2).
@@ -568,9 +571,17 @@ type CreateContainerRequest struct {
 	// pod is the container's pod; empty fields when the runtime is unknown.
 	Pod *Pod `protobuf:"bytes,5,opt,name=pod,proto3" json:"pod,omitempty"`
 	// identity says whether pod can be trusted.
-	Identity      *Identity `protobuf:"bytes,6,opt,name=identity,proto3" json:"identity,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Identity *Identity `protobuf:"bytes,6,opt,name=identity,proto3" json:"identity,omitempty"`
+	// already_running is true when podhook reports a container that was
+	// already running without the hook: one that started before podhook was
+	// installed (podhook sync, stage "sync"), or while podhook-nri was not
+	// connected to the runtime (stage "sync" too). The container is running:
+	// a DENY cannot stop it, and podhook only logs it. Since
+	// PROTOCOL_VERSION_2; an older agent sees a CreateContainer whose stage
+	// is "sync".
+	AlreadyRunning bool `protobuf:"varint,7,opt,name=already_running,json=alreadyRunning,proto3" json:"already_running,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateContainerRequest) Reset() {
@@ -643,6 +654,13 @@ func (x *CreateContainerRequest) GetIdentity() *Identity {
 		return x.Identity
 	}
 	return nil
+}
+
+func (x *CreateContainerRequest) GetAlreadyRunning() bool {
+	if x != nil {
+		return x.AlreadyRunning
+	}
+	return false
 }
 
 // CreateContainerResponse carries the agent's verdict.
@@ -869,14 +887,15 @@ const file_agent_proto_rawDesc = "" +
 	"\bIdentity\x12\x18\n" +
 	"\atrusted\x18\x01 \x01(\bR\atrusted\x12\x1c\n" +
 	"\tconflicts\x18\x02 \x03(\tR\tconflicts\x12\x16\n" +
-	"\x06source\x18\x03 \x01(\tR\x06source\"\xdc\x02\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\"\x85\x03\n" +
 	"\x16CreateContainerRequest\x12L\n" +
 	"\x10protocol_version\x18\x01 \x01(\x0e2!.podhook.agent.v1.ProtocolVersionR\x0fprotocolVersion\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\tR\x05stage\x12B\n" +
 	"\x0fhook_start_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rhookStartTime\x129\n" +
 	"\tcontainer\x18\x04 \x01(\v2\x1b.podhook.agent.v1.ContainerR\tcontainer\x12'\n" +
 	"\x03pod\x18\x05 \x01(\v2\x15.podhook.agent.v1.PodR\x03pod\x126\n" +
-	"\bidentity\x18\x06 \x01(\v2\x1a.podhook.agent.v1.IdentityR\bidentity\"f\n" +
+	"\bidentity\x18\x06 \x01(\v2\x1a.podhook.agent.v1.IdentityR\bidentity\x12'\n" +
+	"\x0falready_running\x18\a \x01(\bR\x0ealreadyRunning\"f\n" +
 	"\x17CreateContainerResponse\x123\n" +
 	"\averdict\x18\x01 \x01(\x0e2\x19.podhook.agent.v1.VerdictR\averdict\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xda\x02\n" +

@@ -55,7 +55,13 @@ func (a *agent) CreateContainer(ctx context.Context, req *agentv1.CreateContaine
 	if err := a.wait(ctx); err != nil {
 		return nil, err
 	}
-	a.record("CreateContainer", req, resp)
+	event := "create"
+	if req.GetAlreadyRunning() {
+		// Reported after it started (podhook sync, podhook-nri catching
+		// up): the verdict cannot stop it.
+		event = "already_running"
+	}
+	a.record("CreateContainer", event, req, resp)
 	return resp, nil
 }
 
@@ -102,7 +108,7 @@ func (a *agent) StopContainer(ctx context.Context, req *agentv1.StopContainerReq
 	if err := a.wait(ctx); err != nil {
 		return nil, err
 	}
-	a.record("StopContainer", req, nil)
+	a.record("StopContainer", "stop", req, nil)
 	return &agentv1.StopContainerResponse{}, nil
 }
 
@@ -122,16 +128,18 @@ func (a *agent) wait(ctx context.Context) error {
 	}
 }
 
-// record writes {"rpc":..., "request":..., "response":...} as one line.
-func (a *agent) record(rpc string, req, resp proto.Message) {
+// record writes {"rpc":..., "event":..., "request":..., "response":...} as
+// one line; event is "create", "already_running" or "stop".
+func (a *agent) record(rpc, event string, req, resp proto.Message) {
 	if a.cfg.Events == io.Discard {
 		return
 	}
 	line := struct {
 		RPC      string          `json:"rpc"`
+		Event    string          `json:"event"`
 		Request  json.RawMessage `json:"request"`
 		Response json.RawMessage `json:"response,omitempty"`
-	}{RPC: rpc}
+	}{RPC: rpc, Event: event}
 	line.Request, _ = protojson.Marshal(req)
 	if resp != nil {
 		line.Response, _ = protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(resp)

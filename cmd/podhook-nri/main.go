@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/podhook/podhook/agentclient"
 	"github.com/podhook/podhook/internal/config"
 	"github.com/podhook/podhook/internal/hooksd"
 	"github.com/podhook/podhook/internal/nriplugin"
@@ -41,6 +43,7 @@ func newApp(stdout io.Writer) *cli.App {
 			&cli.StringFlag{Name: "plugin-name", Value: "podhook", Usage: "NRI plugin name"},
 			&cli.StringFlag{Name: "plugin-index", Value: "10", Usage: "NRI plugin index (order among plugins)"},
 			&cli.StringFlag{Name: "log-file", Value: "-", Usage: `JSON-lines log; "-" for stdout`},
+			&cli.StringFlag{Name: "host-root", Value: "/", Usage: "the host's / in this container: the config file and the agent's socket, as the host sees them, are read under it"},
 		},
 		Action: func(c *cli.Context) error {
 			w := c.App.Writer
@@ -53,24 +56,36 @@ func newApp(stdout io.Writer) *cli.App {
 				w = f
 			}
 			var args []string
-			agentTimeout := config.Defaults().Timeout.Duration()
+			hookCfg := config.Defaults()
 			if cfg := c.String("config"); cfg != "" {
 				args = []string{"--config", cfg}
 				// The hook timeout must leave the deadline the hook will
-				// read from this file (checked when the hooks are built).
-				f, err := config.ReadFile(cfg)
+				// read from this file (checked when the hooks are built);
+				// containers created while the plugin was away are
+				// reported to the agent it names.
+				f, err := config.ReadFile(filepath.Join(c.String("host-root"), cfg))
 				if err != nil && !errors.Is(err, os.ErrNotExist) {
 					return err
 				}
-				agentTimeout = config.Defaults().Merge(f).Timeout.Duration()
+				hookCfg = hookCfg.Merge(f)
 			}
+			sock, err := agentclient.SocketPath(hookCfg.AgentAddress)
+			if err != nil {
+				return err
+			}
+			agent, err := agentclient.New("unix://"+filepath.Join(c.String("host-root"), sock), agentclient.WithTimeout(hookCfg.Timeout.Duration()), agentclient.WithPeerUID(*hookCfg.AgentUID))
+			if err != nil {
+				return err
+			}
+			defer agent.Close()
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			return nriplugin.Run(ctx, nriplugin.Options{
 				SocketPath: c.String("socket"),
 				Name:       c.String("plugin-name"),
 				Index:      c.String("plugin-index"),
-				Hook:       hooksd.Options{Path: c.String("hook-path"), Args: args, Timeout: c.Int("hook-timeout"), AgentTimeout: agentTimeout},
+				Hook:       hooksd.Options{Path: c.String("hook-path"), Args: args, Timeout: c.Int("hook-timeout"), AgentTimeout: hookCfg.Timeout.Duration()},
+				Agent:      agent,
 				Log:        slog.New(slog.NewJSONHandler(w, nil)),
 			})
 		},

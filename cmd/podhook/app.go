@@ -43,6 +43,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, start time.Time) *cli.App
 		installCommand(),
 		uninstallCommand(),
 		setupCommand(),
+		syncCommand(),
 		checkCommand(flags),
 		validateCommand(flags),
 		versionCommand(),

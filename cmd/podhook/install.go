@@ -30,6 +30,9 @@ const (
 	flagKeep            = "keep"
 	flagKeepInterval    = "keep-interval"
 	flagUninstallOnExit = "uninstall-on-exit"
+	flagSync            = "sync"
+	flagSyncRetryFor    = "sync-retry-for"
+	flagRuntimeEndpoint = "runtime-endpoint"
 )
 
 func hostFlags() []cli.Flag {
@@ -72,6 +75,9 @@ func installCommand() *cli.Command {
 			&cli.BoolFlag{Name: flagKeep, EnvVars: env(flagKeep), Usage: "stay running, restoring files that disappear or change, until SIGTERM"},
 			&cli.DurationFlag{Name: flagKeepInterval, Value: 10 * time.Second, Usage: "how often --keep checks the files"},
 			&cli.BoolFlag{Name: flagUninstallOnExit, Usage: "with --keep: uninstall on SIGTERM"},
+			&cli.BoolFlag{Name: flagSync, EnvVars: env(flagSync), Usage: "once the hook is in place, tell the agent about the containers already running (podhook sync), retrying while the agent is not up"},
+			&cli.DurationFlag{Name: flagSyncRetryFor, Value: 10 * time.Minute, Usage: "with --sync: how long to keep retrying"},
+			&cli.StringFlag{Name: flagRuntimeEndpoint, EnvVars: env(flagRuntimeEndpoint), Usage: "with --sync: the runtime's CRI socket as the host sees it (default: containerd's, then CRI-O's)"},
 		), settings...),
 		Action: func(c *cli.Context) error {
 			o := hostOptions(c)
@@ -102,11 +108,25 @@ func installCommand() *cli.Command {
 			if c.Bool(flagKeep) {
 				ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 				defer stop()
+				if c.Bool(flagSync) {
+					// The hook first, then the catch-up: a container that
+					// starts in between gets the hook, and sync reports it
+					// too, so nothing falls between the two.
+					if err := install.Install(o); err != nil {
+						return err
+					}
+					go runSync(ctx, c, o)
+				}
 				fmt.Fprintf(c.App.Writer, "keeping podhook installed under %s (every %s)\n", o.HostRoot, c.Duration(flagKeepInterval))
 				return install.Keep(ctx, o, c.Duration(flagKeepInterval), c.Bool(flagUninstallOnExit))
 			}
 			if err := install.Install(o); err != nil {
 				return err
+			}
+			if c.Bool(flagSync) {
+				if err := runSync(context.Background(), c, o); err != nil {
+					return err
+				}
 			}
 			if o.NRI {
 				fmt.Fprintf(c.App.Writer, "podhook installed in %s for NRI; run podhook-nri --hook-path %s\n", o.InstallDir, filepath.Join(o.InstallDir, install.BinaryName))
@@ -119,6 +139,22 @@ func installCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// runSync runs podhook-sync against the installed config, under the host
+// root, retrying for --sync-retry-for; its records go to this command's
+// output.
+func runSync(ctx context.Context, c *cli.Context, o install.Options) error {
+	args := []string{"--host-root", o.HostRoot, "--config", filepath.Join(o.HostRoot, o.InstallDir, config.FileName),
+		"--retry-for", c.Duration(flagSyncRetryFor).String()}
+	if e := c.String(flagRuntimeEndpoint); e != "" {
+		args = append(args, "--runtime-endpoint", e)
+	}
+	if err := runProgram(ctx, syncBinary, args, nil, c.App.Writer, c.App.ErrWriter); err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "podhook: sync: %v\n", err)
+		return fmt.Errorf("sync: %w", err)
+	}
+	return nil
 }
 
 // installConfig is the config file content: --config-from, with the

@@ -12,6 +12,7 @@ import (
 	"github.com/containerd/nri/pkg/api"
 	"github.com/containerd/nri/pkg/stub"
 
+	"github.com/podhook/podhook/internal/catchup"
 	"github.com/podhook/podhook/internal/hooksd"
 	"github.com/podhook/podhook/resolver"
 )
@@ -32,6 +33,10 @@ type Options struct {
 	Log *slog.Logger
 	// MinBackoff and MaxBackoff bound the wait between reconnections.
 	MinBackoff, MaxBackoff time.Duration
+	// Agent, when set, is told about every container the runtime created
+	// while the plugin was not connected (stage "sync", already running),
+	// with the identity the runtime gives the plugin.
+	Agent catchup.Agent
 }
 
 // plugin implements the stub's CreateContainer, Synchronize and
@@ -40,13 +45,15 @@ type plugin struct {
 	o     Options
 	hooks *api.Hooks // the registrations' hooks, before the per-container arguments
 
+	ctx context.Context // the plugin's lifetime, for background catch-up
+
 	mu      sync.Mutex
 	runtime string          // the runtime's name from Configure, as podhook's --runtime takes it
 	seen    map[string]bool // containers that got the hook, or were reported without it
 }
 
 func newPlugin(o Options) (*plugin, error) {
-	p := &plugin{o: o, hooks: &api.Hooks{}, seen: map[string]bool{}}
+	p := &plugin{o: o, ctx: context.Background(), hooks: &api.Hooks{}, seen: map[string]bool{}}
 	for _, stage := range []string{"createRuntime", "poststop"} {
 		ho := o.Hook
 		ho.Stage, ho.Via = stage, hooksd.ViaNRI
@@ -85,7 +92,9 @@ func (p *plugin) Configure(_ context.Context, _, runtime, version string) (api.E
 // Synchronize reports containers created without the hook: those whose
 // OCI hooks (which the runtime passes) do not include podhook's. A
 // container that got the hook from an earlier run of the plugin, before a
-// plugin or runtime restart, is not reported.
+// plugin or runtime restart, is not reported. Each is logged and, when an
+// agent is configured, delivered to it in the background (Synchronize
+// must answer the runtime promptly).
 func (p *plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
 	byID := make(map[string]*api.PodSandbox, len(pods))
 	for _, pod := range pods {
@@ -94,6 +103,8 @@ func (p *plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	missed := 0
+	var catchUp []catchup.Container
+	rt, _ := resolver.ParseRuntime(p.runtime)
 	for _, c := range ctrs {
 		if p.seen[c.GetId()] {
 			continue
@@ -104,11 +115,20 @@ func (p *plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 		}
 		missed++
 		pod := byID[c.GetPodSandboxId()]
+		if c.GetState() == api.ContainerState_CONTAINER_RUNNING {
+			g := resolver.Given{PodName: pod.GetName(), PodNamespace: pod.GetNamespace(), PodUID: pod.GetUid(),
+				SandboxID: c.GetPodSandboxId(), ContainerName: c.GetName()}
+			catchUp = append(catchUp, catchup.Container{ID: c.GetId(), Image: c.GetImage().GetName(), Pid: int(c.GetPid()),
+				CgroupsPath: c.GetLinux().GetCgroupsPath(), Identity: resolver.FromRecords(g, rt, resolver.SourceRuntime)})
+		}
 		p.o.Log.Warn("container created without the hook: the plugin was not connected",
 			"container_id", c.GetId(), "container_name", c.GetName(), "state", c.GetState().String(),
 			"pod_namespace", pod.GetNamespace(), "pod_name", pod.GetName(), "pod_uid", pod.GetUid())
 	}
 	p.o.Log.Info("synchronized", "pods", len(pods), "containers", len(ctrs), "without_hook", missed)
+	if p.o.Agent != nil && len(catchUp) > 0 {
+		go catchup.Deliver(p.ctx, p.o.Agent, catchUp, 4, p.o.Log)
+	}
 	return nil, nil
 }
 
@@ -192,6 +212,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	p.ctx = ctx
 	backoff := o.MinBackoff
 	for {
 		started := time.Now()

@@ -187,6 +187,12 @@ func TestPluginRestart(t *testing.T) {
 	if !contains(reported, gap) || contains(reported, hooked) {
 		t.Fatalf("reported without the hook: %q; want %s and not %s", reported, gap, hooked)
 	}
+	// The plugin delivers the gap container to the agent, with the
+	// identity the runtime gave it.
+	checkSynced(t, w.waitReceived(gap, "CreateContainer"), p, "gap", "runtime")
+	if evs := w.received(hooked, "CreateContainer"); len(evs) != 1 {
+		t.Fatalf("the hooked container was reported again: %+v", evs)
+	}
 	next := w.create(p, "next")
 	w.mustStart(next)
 	checkIdentity(t, w.waitReceived(next, "CreateContainer"), p, "next")

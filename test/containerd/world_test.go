@@ -82,13 +82,17 @@ func (w *world) hangAgent() {
 // event is what the agent received, as podhook-agent records it.
 type event struct {
 	RPC     string `json:"rpc"`
+	Event   string `json:"event"`
 	Request struct {
-		Stage     string `json:"stage"`
-		Container struct {
-			ID      string `json:"id"`
-			Name    string `json:"name"`
-			Runtime string `json:"runtime"`
-			Image   string `json:"image"`
+		Stage          string `json:"stage"`
+		AlreadyRunning bool   `json:"alreadyRunning"`
+		Container      struct {
+			ID          string `json:"id"`
+			Name        string `json:"name"`
+			Runtime     string `json:"runtime"`
+			Image       string `json:"image"`
+			Pid         int    `json:"pid"`
+			CgroupsPath string `json:"cgroupsPath"`
 		} `json:"container"`
 		Pod struct {
 			Name      string `json:"name"`

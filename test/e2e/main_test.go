@@ -54,8 +54,9 @@ func setup() error {
 		return err
 	}
 	podhook, agentBin = filepath.Join(dir, "podhook"), filepath.Join(dir, "podhook-agent")
-	// podhook-nri too: the image holds it.
-	if err := harness.Build(map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent", filepath.Join(dir, "podhook-nri"): "../../cmd/podhook-nri"}); err != nil {
+	// podhook-nri and podhook-sync too: the image holds them.
+	if err := harness.Build(map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent",
+		filepath.Join(dir, "podhook-nri"): "../../cmd/podhook-nri", filepath.Join(dir, "podhook-sync"): "../../cmd/podhook-sync"}); err != nil {
 		return err
 	}
 	rootfs, err := harness.RootfsTar()
