@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/aymanbagabas/go-udiff v0.4.2
+	github.com/cilium/tetragon/api v1.6.0
 	github.com/containerd/nri v0.12.5
 	github.com/containers/common v0.64.2
 	github.com/cyphar/filepath-securejoin v0.7.0

@@ -24,14 +24,23 @@ var (
 	ErrDenied = errors.New("denied by agent")
 )
 
-// DeniedError carries the agent's reason for a DENY verdict.
-type DeniedError struct{ Reason string }
+// DeniedError carries the reason for a DENY: the agent's verdict, or
+// (ByHook) podhook's own when the agent's protocol cannot carry what
+// podhook knows (an untrusted identity under the tetragon protocol).
+type DeniedError struct {
+	Reason string
+	ByHook bool
+}
 
 func (e *DeniedError) Error() string {
-	if e.Reason == "" {
-		return "denied by agent"
+	who := "denied by agent"
+	if e.ByHook {
+		who = "denied by podhook"
 	}
-	return "denied by agent: " + e.Reason
+	if e.Reason == "" {
+		return who
+	}
+	return who + ": " + e.Reason
 }
 
 // Is makes errors.Is(err, ErrDenied) true for a *DeniedError.

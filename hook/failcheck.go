@@ -103,8 +103,8 @@ func Decide(stage Stage, agentErr error, id resolver.Identity, p, safe Policy) D
 	case errors.Is(agentErr, agentclient.ErrDenied):
 		var d *agentclient.DeniedError
 		reason := agentErr.Error()
-		if errors.As(agentErr, &d) && d.Reason != "" {
-			reason = "denied by agent: " + d.Reason
+		if errors.As(agentErr, &d) {
+			reason = d.Error()
 		}
 		return Decision{Allow: false, Reason: reason, Level: slog.LevelWarn}
 	}

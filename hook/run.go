@@ -52,6 +52,9 @@ type Options struct {
 	Policy, Safe Policy
 	// LogPath is named in the stderr line when the container is stopped.
 	LogPath string
+	// Protocol names the agent protocol in the record ("podhook.v1",
+	// "tetragon").
+	Protocol string
 }
 
 // Prepare reads the state and config.json and resolves the identity. Only
@@ -139,6 +142,9 @@ func (r *Result) finish(opts Options) {
 func logResult(ctx context.Context, log *slog.Logger, opts Options, res Result, agentTime time.Duration) {
 	attrs := make([]slog.Attr, 0, 24)
 	attrs = append(attrs, slog.String("stage", string(opts.Stage)))
+	if opts.Protocol != "" {
+		attrs = append(attrs, slog.String("agent_protocol", opts.Protocol))
+	}
 	msg := "container allowed"
 	if inv := res.Invocation; inv != nil {
 		id := inv.Identity
@@ -189,6 +195,9 @@ func logResult(ctx context.Context, log *slog.Logger, opts Options, res Result, 
 		msg = "container stopped"
 	case !res.Allow && errors.Is(res.AgentErr, agentclient.ErrDenied):
 		msg = "container denied by agent"
+		if d := (*agentclient.DeniedError)(nil); errors.As(res.AgentErr, &d) && d.ByHook {
+			msg = "container denied by podhook"
+		}
 	case res.FailOpen:
 		msg = noVerdict(res.AgentErr) + ": failed open"
 	case !res.Allow:

@@ -73,11 +73,18 @@ func newApp(stdout io.Writer) *cli.App {
 			if err != nil {
 				return err
 			}
+			var catchUp nriplugin.Agent
 			agent, err := agentclient.New("unix://"+filepath.Join(c.String("host-root"), sock), agentclient.WithTimeout(hookCfg.Timeout.Duration()), agentclient.WithPeerUID(*hookCfg.AgentUID))
 			if err != nil {
 				return err
 			}
 			defer agent.Close()
+			// Containers created while the plugin was away are reported in
+			// podhook's API; Tetragon finds running containers through the
+			// CRI itself.
+			if hookCfg.AgentProtocol != config.ProtocolTetragon {
+				catchUp = agent
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			return nriplugin.Run(ctx, nriplugin.Options{
@@ -85,7 +92,7 @@ func newApp(stdout io.Writer) *cli.App {
 				Name:       c.String("plugin-name"),
 				Index:      c.String("plugin-index"),
 				Hook:       hooksd.Options{Path: c.String("hook-path"), Args: args, Timeout: c.Int("hook-timeout"), AgentTimeout: hookCfg.Timeout.Duration()},
-				Agent:      agent,
+				Agent:      catchUp,
 				Log:        slog.New(slog.NewJSONHandler(w, nil)),
 			})
 		},

@@ -54,6 +54,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			if err != nil {
 				return err
 			}
+			if cfg.AgentProtocol == config.ProtocolTetragon {
+				return fmt.Errorf("agent_protocol is %s: sync reports in podhook's API; Tetragon finds running containers through the CRI itself", cfg.AgentProtocol)
+			}
 			w := c.App.Writer
 			if p := c.String("log-file"); p != "-" {
 				f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0o600)

@@ -28,6 +28,8 @@ const (
 	flagFailAllowRegex = "fail-allow-namespace-regex"
 	flagAgentNamespace = "agent-namespace"
 	flagRuntime        = "runtime"
+	flagProtocol       = "agent-protocol"
+	flagTetUntrusted   = "tetragon-untrusted"
 )
 
 func env(name string) []string {
@@ -75,6 +77,8 @@ func configSpecs() []flagSpec {
 		{flagFailAllowRegex, kindStrings, "RE2 pattern matched against the whole namespace name (repeatable)", ""},
 		{flagAgentNamespace, kindString, "the agent's own namespace, always allowed to fail open", ""},
 		{flagRuntime, kindString, "cri-o, containerd, podman or auto: detection then only confirms it", "auto"},
+		{flagProtocol, kindString, "the agent's API: podhook.v1, or tetragon (Tetragon's RuntimeHook)", d.AgentProtocol},
+		{flagTetUntrusted, kindString, "tetragon protocol, untrusted identity: deny (podhook stops the container) or send-without-pod", d.TetragonUntrusted},
 	}
 }
 
@@ -218,6 +222,12 @@ func fromFlags(c settings) (config.Config, error) {
 	}
 	if c.isSet(flagRuntime) {
 		f.Runtime = c.String(flagRuntime)
+	}
+	if c.isSet(flagProtocol) {
+		f.AgentProtocol = c.String(flagProtocol)
+	}
+	if c.isSet(flagTetUntrusted) {
+		f.TetragonUntrusted = c.String(flagTetUntrusted)
 	}
 	return f, errors.Join(errs...)
 }

@@ -88,6 +88,11 @@ func runStage(std stdio, st hook.Stage, start time.Time, args stageArgs, argsErr
 	// and decoded. No Close: the process exits right after the decision,
 	// and a graceful close costs time on every container start.
 	client.Connect()
+	var agent hook.Agent = client
+	opts.Protocol = cfg.AgentProtocol
+	if cfg.AgentProtocol == config.ProtocolTetragon {
+		agent = agentclient.Tetragon{Client: client, SendUntrusted: cfg.TetragonUntrusted == config.TetragonUntrustedSendBare}
+	}
 
 	log, closeLog := openLog(cfg.Config, std.errOut)
 	defer closeLog()
@@ -95,7 +100,7 @@ func runStage(std stdio, st hook.Stage, start time.Time, args stageArgs, argsErr
 		log = log.With(slog.String("config_error", cfg.Err.Error()+"; using the built-in safe defaults"))
 		fmt.Fprintf(std.errOut, "podhook: configuration invalid, using the built-in safe defaults: %v\n", cfg.Err)
 	}
-	res := hook.Run(context.Background(), in, client, opts, log)
+	res := hook.Run(context.Background(), in, agent, opts, log)
 	if !res.Allow {
 		return &stopError{reason: res.Reason}
 	}

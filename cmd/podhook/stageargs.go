@@ -122,7 +122,7 @@ func stageOnlySpecs() []flagSpec {
 // registration does not always control.
 func stageEnv(name string) bool {
 	switch name {
-	case flagRuntime, flagAgentUID, flagFailAllowNS, flagFailAllowRegex, flagAgentNamespace:
+	case flagRuntime, flagAgentUID, flagFailAllowNS, flagFailAllowRegex, flagAgentNamespace, flagProtocol, flagTetUntrusted:
 		return false
 	}
 	for _, s := range stageOnlySpecs() {

@@ -50,7 +50,18 @@ type Config struct {
 	FailAllowNamespaceRegex []string `json:"fail_allow_namespace_regex,omitempty"`
 	AgentNamespace          string   `json:"agent_namespace,omitempty"`
 	Runtime                 string   `json:"runtime,omitempty"`
+	AgentProtocol           string   `json:"agent_protocol,omitempty"`
+	TetragonUntrusted       string   `json:"tetragon_untrusted,omitempty"`
 }
+
+// The agent protocols podhook speaks, and what the tetragon protocol does
+// with a container whose identity is not trusted.
+const (
+	ProtocolPodhook           = "podhook.v1"
+	ProtocolTetragon          = "tetragon"
+	TetragonUntrustedDeny     = "deny"
+	TetragonUntrustedSendBare = "send-without-pod"
+)
 
 // Defaults returns the built-in configuration.
 func Defaults() Config {
@@ -65,6 +76,8 @@ func Defaults() Config {
 		LogMaxSize:          logfile.DefaultMaxSize,
 		LogMaxBackups:       &backups,
 		FailAllowNamespaces: []string{"kube-system"},
+		AgentProtocol:       ProtocolPodhook,
+		TetragonUntrusted:   TetragonUntrustedDeny,
 	}
 }
 
@@ -142,6 +155,12 @@ func (c Config) Merge(o Config) Config {
 	if o.Runtime != "" {
 		c.Runtime = o.Runtime
 	}
+	if o.AgentProtocol != "" {
+		c.AgentProtocol = o.AgentProtocol
+	}
+	if o.TetragonUntrusted != "" {
+		c.TetragonUntrusted = o.TetragonUntrusted
+	}
 	return c
 }
 
@@ -188,6 +207,12 @@ func (c Config) Validate(compilePatterns bool) error {
 				errs = append(errs, fmt.Errorf("%w: %w", ErrInvalid, err))
 			}
 		}
+	}
+	if c.AgentProtocol != ProtocolPodhook && c.AgentProtocol != ProtocolTetragon {
+		bad("agent_protocol", strconv.Quote(c.AgentProtocol), "want "+ProtocolPodhook+" or "+ProtocolTetragon)
+	}
+	if c.TetragonUntrusted != TetragonUntrustedDeny && c.TetragonUntrusted != TetragonUntrustedSendBare {
+		bad("tetragon_untrusted", strconv.Quote(c.TetragonUntrusted), "want "+TetragonUntrustedDeny+" or "+TetragonUntrustedSendBare)
 	}
 	if _, ok := resolver.ParseRuntime(c.Runtime); !ok {
 		bad("runtime", strconv.Quote(c.Runtime), "want cri-o, containerd, podman or auto")

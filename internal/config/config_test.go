@@ -57,6 +57,11 @@ func TestValidate(t *testing.T) {
 	if err := Defaults().Validate(true); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
 	}
+	tet := Defaults()
+	tet.AgentProtocol, tet.TetragonUntrusted, tet.AgentAddress = ProtocolTetragon, TetragonUntrustedSendBare, "unix:///var/run/tetragon/tetragon.sock"
+	if err := tet.Validate(true); err != nil {
+		t.Fatalf("tetragon settings invalid: %v", err)
+	}
 	neg := -2
 	tests := map[string]func(*Config){
 		"tcp address":      func(c *Config) { c.AgentAddress = "tcp://1.2.3.4:5" },
@@ -71,6 +76,9 @@ func TestValidate(t *testing.T) {
 		"bad pattern":      func(c *Config) { c.FailAllowNamespaceRegex = []string{"("} },
 		"bad runtime":      func(c *Config) { c.Runtime = "docker" },
 		"bad uid":          func(c *Config) { c.AgentUID = &neg },
+		"bad protocol":     func(c *Config) { c.AgentProtocol = "tetragon.v2" },
+		"bad untrusted":    func(c *Config) { c.TetragonUntrusted = "allow" },
+		"zero poststop":    func(c *Config) { c.PoststopTimeout = 0 },
 	}
 	for name, mutate := range tests {
 		c := Defaults()

@@ -39,6 +39,9 @@ type Options struct {
 	Agent catchup.Agent
 }
 
+// Agent receives the catch-up reports (catchup.Agent).
+type Agent = catchup.Agent
+
 // plugin implements the stub's CreateContainer, Synchronize and
 // RemoveContainer interfaces.
 type plugin struct {

@@ -21,7 +21,7 @@ import (
 
 const image = "localhost/podhook-e2e-busybox:latest"
 
-var podhook, agentBin string
+var podhook, agentBin, tetragonAgentBin string
 
 func TestMain(m *testing.M) {
 	if err := setup(); err != nil {
@@ -53,10 +53,11 @@ func setup() error {
 	if err != nil {
 		return err
 	}
-	podhook, agentBin = filepath.Join(dir, "podhook"), filepath.Join(dir, "podhook-agent")
+	podhook, agentBin, tetragonAgentBin = filepath.Join(dir, "podhook"), filepath.Join(dir, "podhook-agent"), filepath.Join(dir, "tetragonagent")
 	// podhook-nri and podhook-sync too: the image holds them.
 	if err := harness.Build(map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent",
-		filepath.Join(dir, "podhook-nri"): "../../cmd/podhook-nri", filepath.Join(dir, "podhook-sync"): "../../cmd/podhook-sync"}); err != nil {
+		filepath.Join(dir, "podhook-nri"): "../../cmd/podhook-nri", filepath.Join(dir, "podhook-sync"): "../../cmd/podhook-sync",
+		tetragonAgentBin: "../tetragonagent"}); err != nil {
 		return err
 	}
 	rootfs, err := harness.RootfsTar()

@@ -21,7 +21,7 @@ import (
 	"github.com/podhook/podhook/test/harness"
 )
 
-var podhook, agentBin string
+var podhook, agentBin, tetragonAgentBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "podhook-bin-")
@@ -29,8 +29,8 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	os.Chmod(dir, 0o755) // one test runs the hook as an unprivileged user
-	podhook, agentBin = filepath.Join(dir, "podhook"), filepath.Join(dir, "podhook-agent")
-	if err := harness.Build(map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent"}); err != nil {
+	podhook, agentBin, tetragonAgentBin = filepath.Join(dir, "podhook"), filepath.Join(dir, "podhook-agent"), filepath.Join(dir, "tetragonagent")
+	if err := harness.Build(map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent", tetragonAgentBin: "../tetragonagent"}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -53,3 +53,23 @@ func TestInstallCheckAgent(t *testing.T) {
 		t.Fatalf("agent down: exit %d, stdout %q", r.code, r.stdout)
 	}
 }
+
+// TestInstallTetragonProtocol: install writes the protocol into the config
+// it installs, and validate accepts it.
+func TestInstallTetragonProtocol(t *testing.T) {
+	root := t.TempDir()
+	r := runHook(t, nil, "install", "--host-root", root, "--agent-protocol", "tetragon", "--agent-address", "unix:///var/run/tetragon/tetragon.sock")
+	if r.code != 0 {
+		t.Fatalf("install: exit %d, stderr %q", r.code, r.stderr)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(root, "opt/podhook/podhook-config.json"))
+	if !strings.Contains(string(cfg), `"agent_protocol": "tetragon"`) {
+		t.Fatalf("installed config %s", cfg)
+	}
+	if r := runHook(t, nil, "validate", "--config", filepath.Join(root, "opt/podhook/podhook-config.json")); r.code != 0 {
+		t.Fatalf("validate: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := runHook(t, nil, "install", "--host-root", root, "--agent-protocol", "tetragon2"); r.code != 1 || !strings.Contains(r.stderr, "agent_protocol") {
+		t.Fatalf("bad protocol: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
