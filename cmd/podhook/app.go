@@ -21,7 +21,6 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, start time.Time) *cli.App
 		ErrWriter: stderr,
 		// Regex patterns may hold commas; lists of names are split by us.
 		DisableSliceFlagSeparator: true,
-		HideHelpCommand:           true,
 		// Errors are mapped to exit codes in run, never inside the library.
 		ExitErrHandler: func(*cli.Context, error) {},
 		Action: func(c *cli.Context) error {
@@ -31,6 +30,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, start time.Time) *cli.App
 			return cli.ShowAppHelp(c)
 		},
 	}
+	// --version prints what `podhook version` prints.
+	cli.VersionPrinter = func(c *cli.Context) { fmt.Fprintln(c.App.Writer, versionLine()) }
 	// One set of flag values serves the commands that use urfave/cli's
 	// flags: only one runs per process.
 	flags := configFlags()

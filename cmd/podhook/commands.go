@@ -84,8 +84,13 @@ func versionCommand() *cli.Command {
 		Name:  "version",
 		Usage: "print the version",
 		Action: func(c *cli.Context) error {
-			fmt.Fprintf(c.App.Writer, "podhook %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintln(c.App.Writer, versionLine())
 			return nil
 		},
 	}
+}
+
+// versionLine is what `podhook version` and `podhook --version` print.
+func versionLine() string {
+	return fmt.Sprintf("podhook %s %s %s/%s", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

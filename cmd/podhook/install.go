@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -16,6 +18,7 @@ import (
 	"github.com/podhook/podhook/internal/config"
 	"github.com/podhook/podhook/internal/hooksd"
 	"github.com/podhook/podhook/internal/install"
+	"github.com/podhook/podhook/internal/runtimeconf"
 )
 
 const (
@@ -102,6 +105,9 @@ func installCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if old, err := o.InstalledConfigBytes(); err == nil && !bytes.Equal(old, cfg) {
+				fmt.Fprintf(c.App.Writer, "the installed config changes:\n%s", runtimeconf.Diff("installed", "new", old, cfg))
+			}
 			o.Config = cfg
 			// --keep follows --config-from as it changes (a ConfigMap).
 			o.ConfigFunc = func() ([]byte, error) { return installConfig(c) }
@@ -166,6 +172,15 @@ func installConfig(c *cli.Context) ([]byte, error) {
 		if base, err = config.ReadFile(path); err != nil {
 			return nil, err
 		}
+	} else {
+		// No source given: the installed config stays, the settings flags
+		// on top; a re-run without flags changes nothing.
+		o := hostOptions(c)
+		installed, err := o.InstalledConfig()
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("the installed config (replace it with --config-from): %w", err)
+		}
+		base = installed
 	}
 	flags, err := fromFlags(fromContext(c))
 	if err != nil {

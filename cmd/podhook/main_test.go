@@ -33,3 +33,26 @@ func TestStagePanicDecided(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpAndVersion: `help [command]` and `h` work like every other
+// urfave/cli program; `version` and `--version` print the same line.
+func TestHelpAndVersion(t *testing.T) {
+	runOut := func(args ...string) (int, string) {
+		var out, errb strings.Builder
+		code := run(append([]string{"podhook"}, args...), strings.NewReader(""), &out, &errb, time.Now())
+		return code, out.String() + errb.String()
+	}
+	for _, args := range [][]string{{"help"}, {"h"}, {"help", "install"}, {"install", "--help"}} {
+		if code, out := runOut(args...); code != 0 || !strings.Contains(out, "USAGE:") {
+			t.Errorf("%q: exit %d\n%s", args, code, out)
+		}
+	}
+	if _, out := runOut("help", "install"); !strings.Contains(out, "--host-root") {
+		t.Errorf("help install lacks install's flags:\n%s", out)
+	}
+	_, v1 := runOut("version")
+	_, v2 := runOut("--version")
+	if v1 != v2 || !strings.HasPrefix(v1, "podhook ") {
+		t.Errorf("version %q, --version %q", v1, v2)
+	}
+}

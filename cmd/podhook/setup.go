@@ -15,6 +15,7 @@ import (
 
 func setupCommand() *cli.Command {
 	dryRun := &cli.BoolFlag{Name: "dry-run", Usage: "print the diff, write nothing"}
+	create := &cli.BoolFlag{Name: "create", Usage: "write the runtime's configuration even where it does not exist yet (by default that is refused: the runtime may not be installed here)"}
 	return &cli.Command{
 		Name:  "setup",
 		Usage: "patch a container runtime's configuration for podhook",
@@ -25,17 +26,21 @@ func setupCommand() *cli.Command {
 				Name:  "enable-nri",
 				Usage: "enable NRI and external plugin connections, keeping every other line; prints a diff",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "config-file", Value: "/etc/containerd/config.toml", Usage: "containerd's config.toml (absent: a new file)"},
-					&cli.StringFlag{Name: "output", Usage: "write the result here instead of replacing --config-file"},
+					&cli.StringFlag{Name: "config-file", Value: "/etc/containerd/config.toml", Usage: "containerd's config.toml (absent: refused unless --create)"},
+					&cli.StringFlag{Name: "output", Usage: "write the result here instead of replacing --config-file (always written, changed or not)"},
 					&cli.StringFlag{Name: "socket-path", Usage: "NRI socket (default: the file's, else /var/run/nri/nri.sock)"},
 					&cli.StringFlag{Name: "plugin-registration-timeout", Usage: "default 5s"},
 					&cli.StringFlag{Name: "plugin-request-timeout", Usage: "default 2s"},
 					dryRun,
+					create,
 				},
 				Action: func(c *cli.Context) error {
 					in, mode, err := readOptional(c.String("config-file"))
 					if err != nil {
 						return err
+					}
+					if in == nil && !c.Bool("create") {
+						return fmt.Errorf("%s does not exist: is containerd installed here? --create writes a new one", c.String("config-file"))
 					}
 					out, err := runtimeconf.EnableNRI(in, runtimeconf.NRISettings{
 						SocketPath:          c.String("socket-path"),
@@ -49,7 +54,7 @@ func setupCommand() *cli.Command {
 					if dest == "" {
 						dest = c.String("config-file")
 					}
-					return applyPatch(c, dest, in, out, mode, fmt.Sprintf(
+					return applyPatch(c, dest, c.IsSet("output"), in, out, mode, fmt.Sprintf(
 						"NRI enabled on %s; restart containerd, then run podhook-nri --socket %s", runtimeconf.SocketPath(out), runtimeconf.SocketPath(out)))
 				},
 			}},
@@ -63,13 +68,17 @@ func setupCommand() *cli.Command {
 					&cli.StringFlag{Name: flagHostRoot, Value: "/", Usage: "the host's /"},
 					&cli.StringSliceFlag{Name: flagHooksDir, Value: cli.NewStringSlice(install.DefaultHooksDir), Usage: "hooks dir to add (repeatable)"},
 					dryRun,
+					create,
 				},
 				Action: func(c *cli.Context) error {
+					if _, err := os.Stat(filepath.Join(c.String(flagHostRoot), "etc/crio")); err != nil && !c.Bool("create") {
+						return fmt.Errorf("%s does not exist: is CRI-O installed here? --create writes the drop-in anyway", filepath.Join(c.String(flagHostRoot), "etc/crio"))
+					}
 					p, err := runtimeconf.AddHooksDir(c.String(flagHostRoot), c.StringSlice(flagHooksDir))
 					if err != nil {
 						return err
 					}
-					return applyPatch(c, filepath.Join(c.String(flagHostRoot), p.Path), p.Before, p.After, 0o644,
+					return applyPatch(c, filepath.Join(c.String(flagHostRoot), p.Path), false, p.Before, p.After, 0o644,
 						"CRI-O reads hooks_dir at start: restart CRI-O")
 				},
 			}},
@@ -100,12 +109,16 @@ func diffLabel(side, path string) string {
 }
 
 // applyPatch prints the diff and writes the result atomically, unless there
-// is nothing to change or --dry-run.
-func applyPatch(c *cli.Context, dest string, before, after []byte, mode os.FileMode, next string) error {
+// is nothing to change (and dest is not an --output, which is always
+// written, so a script can read it) or --dry-run.
+func applyPatch(c *cli.Context, dest string, output bool, before, after []byte, mode os.FileMode, next string) error {
 	w := c.App.Writer
 	if string(before) == string(after) {
 		fmt.Fprintf(w, "%s: nothing to change\n", dest)
-		return nil
+		if !output || c.Bool("dry-run") {
+			return nil
+		}
+		return atomicfile.Write(dest, after, mode, nil)
 	}
 	fmt.Fprint(w, runtimeconf.Diff(diffLabel("a", dest), diffLabel("b", dest), before, after))
 	if c.Bool("dry-run") {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -67,6 +68,10 @@ func runStage(std stdio, st hook.Stage, start time.Time, args stageArgs, argsErr
 	if argsErr != nil {
 		cfg = resolved{Config: cfg.Safe(), Err: errors.Join(argsErr, cfg.Err)}
 	}
+	if args.String(flagStateFile) == "" && isTerminal(std.in) {
+		// Run by hand: say what it waits for.
+		fmt.Fprintf(std.errOut, "podhook: reading the OCI state from stdin (as a runtime passes it), or give --state-file FILE\n")
+	}
 	in, closeIn := stateInput(std.in, args.String(flagStateFile))
 	defer closeIn()
 	rt, _ := resolver.ParseRuntime(cfg.Runtime)
@@ -108,6 +113,16 @@ func runStage(std stdio, st hook.Stage, start time.Time, args stageArgs, argsErr
 		fmt.Fprintf(std.errOut, "podhook: %s\n", res.Reason)
 	}
 	return nil
+}
+
+// isTerminal reports whether r is a terminal.
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
 }
 
 // stateInput is the state's reader: the --state-file path, or stdin. A

@@ -176,6 +176,24 @@ func (o *Options) files() ([]file, error) {
 	return out, nil
 }
 
+// InstalledConfigBytes is the config file installed on the host, as it is.
+func (o *Options) InstalledConfigBytes() ([]byte, error) {
+	p, err := o.hostFollow(o.configPath())
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(p)
+}
+
+// InstalledConfig is the config file installed on the host, decoded.
+func (o *Options) InstalledConfig() (config.Config, error) {
+	p, err := o.hostFollow(o.configPath())
+	if err != nil {
+		return config.Config{}, err
+	}
+	return config.ReadFile(p)
+}
+
 // validateConfig checks the config file content the way the hook reads it
 // and returns it as written. Empty content is an empty object: the hook's
 // defaults.

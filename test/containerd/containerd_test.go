@@ -4,8 +4,12 @@ package containerd
 
 import (
 	"encoding/json"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func remarshal(from, to any) error {
@@ -256,5 +260,55 @@ func TestDefaultValidatorGap(t *testing.T) {
 	}
 	if !contains(reported, first) || contains(reported, hooked) {
 		t.Fatalf("reported without the hook: %q; want %s, not %s", reported, first, hooked)
+	}
+}
+
+// TestTetragonProtocol: on containerd, podhook-nri's hook speaks Tetragon's
+// RuntimeHook to a server built from Tetragon's API module, with the
+// identity the runtime gave the plugin; a forging pod is stopped by podhook
+// and never reaches Tetragon.
+func TestTetragonProtocol(t *testing.T) {
+	w := newWorld(t, map[string]any{"agent_protocol": "tetragon"})
+	events := filepath.Join(w.dir, "tetragon.jsonl")
+	agent := exec.Command(filepath.Join(filepath.Dir(n.podhook), "tetragonagent"), "-socket", w.socket, "-events", events)
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { agent.Process.Signal(syscall.SIGTERM); agent.Wait() }()
+	for i := 0; !dialable(w.socket); i++ {
+		if i == 500 {
+			t.Fatal("tetragon agent did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	received := func() []map[string]any {
+		var out []map[string]any
+		for _, r := range readLines(events) {
+			if cc, ok := r["createContainer"].(map[string]any); ok {
+				out = append(out, cc)
+			}
+		}
+		return out
+	}
+	p := w.runPod(podSpec{name: "web", namespace: "tenant-a"})
+	id := w.create(p, "app")
+	w.mustStart(id)
+	got := received()
+	if len(got) != 1 || got[0]["containerID"] != id || got[0]["podNamespace"] != "tenant-a" || got[0]["podName"] != p.name ||
+		got[0]["podUID"] != p.uid || got[0]["containerName"] != "app" || got[0]["containerImage"] != image {
+		t.Fatalf("Tetragon received %v", got)
+	}
+	if cg, _ := got[0]["cgroupsPath"].(string); !strings.HasSuffix(cg, id) {
+		t.Fatalf("cgroupsPath %q", cg)
+	}
+	if root, _ := got[0]["rootDir"].(string); !filepath.IsAbs(root) || !strings.Contains(root, id) {
+		t.Fatalf("rootDir %q", root)
+	}
+
+	forger := w.runPod(podSpec{name: "books", namespace: "ledger", annotations: forgeries["io.container.manager + io.kubernetes.pod.*"]})
+	fid := w.create(forger, "app")
+	w.mustFail(fid, "denied by podhook: pod identity not trusted")
+	if len(received()) != 1 {
+		t.Fatalf("Tetragon received the forging pod: %v", received())
 	}
 }

@@ -90,7 +90,7 @@ func newNode() (*node, error) {
 	bin := filepath.Join(dir, "bin")
 	n.podhook, n.agentBin, n.nriBin = filepath.Join(bin, "podhook"), filepath.Join(bin, "podhook-agent"), filepath.Join(bin, "podhook-nri")
 	if err := harness.Build(map[string]string{n.podhook: "../../cmd/podhook", n.agentBin: "../../cmd/podhook-agent", n.nriBin: "../../cmd/podhook-nri",
-		filepath.Join(bin, "podhook-sync"): "../../cmd/podhook-sync"}); err != nil {
+		filepath.Join(bin, "podhook-sync"): "../../cmd/podhook-sync", filepath.Join(bin, "tetragonagent"): "../tetragonagent"}); err != nil {
 		return n, err
 	}
 	if err := n.writeConfig(false); err != nil {

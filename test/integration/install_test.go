@@ -73,3 +73,24 @@ func TestInstallTetragonProtocol(t *testing.T) {
 		t.Fatalf("bad protocol: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestReinstallKeepsConfig: install without settings flags keeps the
+// installed config; a flag changes only its own setting, and says so.
+func TestReinstallKeepsConfig(t *testing.T) {
+	root := t.TempDir()
+	cfgPath := filepath.Join(root, "opt/podhook/podhook-config.json")
+	if r := runHook(t, nil, "install", "--host-root", root, "--agent-address", "unix:///run/agent/a.sock", "--agent-namespace", "security"); r.code != 0 {
+		t.Fatalf("install: %q", r.stderr)
+	}
+	first, _ := os.ReadFile(cfgPath)
+	r := runHook(t, nil, "install", "--host-root", root)
+	if again, _ := os.ReadFile(cfgPath); r.code != 0 || string(again) != string(first) || strings.Contains(r.stdout, "config changes") {
+		t.Fatalf("re-install without flags: exit %d, stdout %q\nconfig %s\nwas %s", r.code, r.stdout, again, first)
+	}
+	r = runHook(t, nil, "install", "--host-root", root, "--timeout", "1s")
+	after, _ := os.ReadFile(cfgPath)
+	if r.code != 0 || !strings.Contains(r.stdout, "the installed config changes") || !strings.Contains(string(after), `"timeout": "1s"`) ||
+		!strings.Contains(string(after), "unix:///run/agent/a.sock") || !strings.Contains(string(after), "security") {
+		t.Fatalf("one flag: exit %d, stdout %q\nconfig %s", r.code, r.stdout, after)
+	}
+}

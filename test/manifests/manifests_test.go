@@ -2,14 +2,16 @@ package manifests
 
 import (
 	"encoding/json"
-	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
 	"github.com/podhook/podhook/hook"
@@ -18,46 +20,85 @@ import (
 
 const dir = "../../contrib/k8s"
 
-// decode reads one manifest strictly: an unknown or misspelt field fails.
-func decode(t *testing.T, path string, into any) {
+// build builds a kustomization with kustomize's own code (what kubectl
+// apply -k runs, load restrictions included) and decodes every object
+// strictly into its k8s.io/api type: an unknown or misspelt field fails.
+func build(t *testing.T, path string) (ns corev1.Namespace, cm corev1.ConfigMap, ds appsv1.DaemonSet) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, path))
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	res, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(dir, path))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("kustomize build %s: %v", path, err)
 	}
-	if err := yaml.UnmarshalStrict(b, into); err != nil {
-		t.Fatalf("%s: %v", path, err)
+	kinds := map[string]int{}
+	for _, r := range res.Resources() {
+		b, err := r.AsYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var into any
+		switch r.GetKind() {
+		case "Namespace":
+			into = &ns
+		case "ConfigMap":
+			into = &cm
+		case "DaemonSet":
+			into = &ds
+		default:
+			t.Fatalf("%s: unexpected %s", path, r.GetKind())
+		}
+		kinds[r.GetKind()]++
+		if err := yaml.UnmarshalStrict(b, into); err != nil {
+			t.Fatalf("%s: %s: %v", path, r.GetKind(), err)
+		}
 	}
+	if kinds["Namespace"] != 1 || kinds["ConfigMap"] != 1 || kinds["DaemonSet"] != 1 {
+		t.Fatalf("%s built %v, want one Namespace, ConfigMap and DaemonSet", path, kinds)
+	}
+	if cm.Namespace != ns.Name || ds.Namespace != ns.Name || ns.Name != "podhook" || ds.Name != "podhook" {
+		t.Fatalf("%s: namespace %q, configmap in %q, daemonset %s/%s", path, ns.Name, cm.Namespace, ds.Namespace, ds.Name)
+	}
+	for _, c := range append(slices.Clone(ds.Spec.Template.Spec.InitContainers), ds.Spec.Template.Spec.Containers...) {
+		if c.Image != "podhook:latest" {
+			t.Errorf("%s/%s: image %q", path, c.Name, c.Image)
+		}
+	}
+	return ns, cm, ds
 }
 
-func TestKustomizationsListEveryManifest(t *testing.T) {
-	for _, k := range []string{"kustomization.yaml", "uninstall/kustomization.yaml", "nri/kustomization.yaml"} {
-		var kz struct {
-			APIVersion string `json:"apiVersion"`
-			Kind       string `json:"kind"`
-			Resources  []string
-			Images     []struct{ Name, NewTag string } `json:"images"`
-		}
-		decode(t, k, &kz)
-		for _, r := range kz.Resources {
-			if _, err := os.Stat(filepath.Join(dir, filepath.Dir(k), r)); err != nil {
-				t.Errorf("%s lists %s: %v", k, r, err)
+// Every kustomization a user applies builds.
+var variants = []string{".", "hooksd", "nri", "uninstall", "readonly-usr"}
+
+func TestKustomizationsBuild(t *testing.T) {
+	for _, v := range variants {
+		t.Run(v, func(t *testing.T) {
+			_, cm, ds := build(t, v)
+			podSpecChecks(t, v, ds)
+			if v == "readonly-usr" {
+				for _, c := range append(ds.Spec.Template.Spec.InitContainers, ds.Spec.Template.Spec.Containers...) {
+					if !slices.Contains(c.Args, "--hooks-dir=/etc/containers/oci/hooks.d") || slices.Contains(c.Args, "--hooks-dir=/usr/share/containers/oci/hooks.d") {
+						t.Errorf("%s/%s: args %q", v, c.Name, c.Args)
+					}
+				}
 			}
-		}
-		if kz.Kind != "Kustomization" || len(kz.Images) != 1 || kz.Images[0].Name != "podhook" {
-			t.Errorf("%s: %+v", k, kz)
-		}
+			if v == "uninstall" {
+				return
+			}
+			var mounted bool
+			for _, vol := range ds.Spec.Template.Spec.Volumes {
+				if vol.ConfigMap != nil && vol.ConfigMap.Name == cm.Name {
+					mounted = true
+				}
+			}
+			if !mounted {
+				t.Errorf("%s: the ConfigMap %s is not mounted", v, cm.Name)
+			}
+		})
 	}
 }
 
-func TestNamespaceAndConfigMap(t *testing.T) {
-	var ns corev1.Namespace
-	decode(t, "namespace.yaml", &ns)
-	var cm corev1.ConfigMap
-	decode(t, "configmap.yaml", &cm)
-	if cm.Namespace != ns.Name || ns.Name != "podhook" {
-		t.Fatalf("namespace %q, configmap in %q", ns.Name, cm.Namespace)
-	}
+func TestConfigMap(t *testing.T) {
+	ns, cm, _ := build(t, ".")
 	c, err := config.Parse([]byte(cm.Data[config.FileName]))
 	if err != nil {
 		t.Fatalf("ConfigMap's %s: %v", config.FileName, err)
@@ -136,9 +177,7 @@ func podSpecChecks(t *testing.T, name string, ds appsv1.DaemonSet) {
 }
 
 func TestDaemonSet(t *testing.T) {
-	var ds appsv1.DaemonSet
-	decode(t, "daemonset.yaml", &ds)
-	podSpecChecks(t, "daemonset", ds)
+	_, _, ds := build(t, ".")
 	spec := ds.Spec.Template.Spec
 	if len(spec.InitContainers) != 1 || len(spec.Containers) != 1 {
 		t.Fatalf("want one init container (install) and one container (keep): %d, %d", len(spec.InitContainers), len(spec.Containers))
@@ -169,10 +208,19 @@ func TestDaemonSet(t *testing.T) {
 }
 
 func TestUninstallDaemonSet(t *testing.T) {
-	var ds appsv1.DaemonSet
-	decode(t, "uninstall/daemonset.yaml", &ds)
-	podSpecChecks(t, "uninstall", ds)
-	c := ds.Spec.Template.Spec.Containers[0]
+	_, _, ds := build(t, "uninstall")
+	_, _, installed := build(t, ".")
+	// Applied over the running DaemonSet: same name and selector (a
+	// selector cannot change), the files removed by the init container, so
+	// a Ready pod means a clean node.
+	if ds.Name != installed.Name || !reflect.DeepEqual(ds.Spec.Selector, installed.Spec.Selector) {
+		t.Fatalf("uninstall DaemonSet %s %v does not replace %s %v", ds.Name, ds.Spec.Selector, installed.Name, installed.Spec.Selector)
+	}
+	spec := ds.Spec.Template.Spec
+	if len(spec.InitContainers) != 1 || spec.InitContainers[0].Args[0] != "uninstall" || slices.Contains(spec.InitContainers[0].Args, "--wait") {
+		t.Errorf("init container %+v", spec.InitContainers)
+	}
+	c := spec.Containers[0]
 	if c.Args[0] != "uninstall" || !slices.Contains(c.Args, "--wait") {
 		t.Errorf("args %q", c.Args)
 	}
@@ -183,9 +231,7 @@ func TestUninstallDaemonSet(t *testing.T) {
 }
 
 func TestNRIDaemonSet(t *testing.T) {
-	var ds appsv1.DaemonSet
-	decode(t, "nri/daemonset.yaml", &ds)
-	podSpecChecks(t, "nri", ds)
+	_, _, ds := build(t, "nri")
 	spec := ds.Spec.Template.Spec
 	if len(spec.InitContainers) != 1 || !slices.Contains(spec.InitContainers[0].Args, "--interface=nri") {
 		t.Fatalf("init container %+v", spec.InitContainers)
