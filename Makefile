@@ -23,10 +23,13 @@ TOOLS              := $(CURDIR)/$(BIN)/tools
 CONTAINERD_VERSION ?= v2.4.2
 CRICTL_VERSION     ?= v1.37.0
 CONTAINERD_TOOLS   ?= $(HOME)/.cache/podhook/containerd-$(CONTAINERD_VERSION)
+# helm for `make manifests`, built the same way.
+HELM_VERSION       ?= v3.22.0
+HELM_TOOLS         ?= $(HOME)/.cache/podhook/helm-$(HELM_VERSION)
 
 FUZZ_TARGETS := ./hook:FuzzFit ./hook:FuzzParseState ./hook:FuzzParseSpec ./hook:FuzzAnnotations ./resolver:FuzzResolve ./resolver:FuzzExpandCgroupsPath
 
-.PHONY: help build test unit lint fuzz e2e e2e-containerd containerd-tools bench bench-gate generate check-generate demo clean
+.PHONY: help build test unit lint fuzz manifests helm-tool e2e e2e-containerd containerd-tools bench bench-gate generate check-generate demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -37,7 +40,7 @@ build: ## static podhook, podhook-agent, podhook-nri and podhook-sync in bin/
 	CGO_ENABLED=0 $(GO) build -tags $(GOTAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/podhook-nri ./cmd/podhook-nri
 	CGO_ENABLED=0 $(GO) build -tags $(GOTAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/podhook-sync ./cmd/podhook-sync
 
-test: lint check-generate unit fuzz ## everything: lint, generated code unchanged, unit and integration tests with -race, fuzzing
+test: lint check-generate unit manifests fuzz ## everything: lint, generated code unchanged, unit and integration tests with -race, the chart, fuzzing
 
 unit: ## unit and integration tests, with the race detector
 	$(GO) test -race -count=1 ./...
@@ -46,6 +49,14 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e,containerd ./test/...
+
+helm-tool: ## build helm into HELM_TOOLS (once)
+	@if [ -x $(HELM_TOOLS)/helm ]; then echo "helm: $(HELM_TOOLS)/helm"; else \
+		echo "building helm $(HELM_VERSION) into $(HELM_TOOLS)"; \
+		CGO_ENABLED=0 GOBIN=$(HELM_TOOLS) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); fi
+
+manifests: helm-tool ## every kustomization (kustomize's Go API) and the Helm chart (helm lint, helm template) built and decoded strictly
+	PODHOOK_HELM=$(HELM_TOOLS)/helm $(GO) test -count=1 -v ./test/manifests 2>&1 | grep -Ev '^=== (RUN|PAUSE|CONT)'
 
 fuzz: ## run every fuzz target for FUZZTIME (default 20s)
 	@for t in $(FUZZ_TARGETS); do \

@@ -1,0 +1,154 @@
+package manifests
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"reflect"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/podhook/podhook/internal/config"
+)
+
+const chart = "../../contrib/helm/podhook"
+
+// helmBin is the real helm (make manifests builds it and sets
+// PODHOOK_HELM); without it these tests say so and skip.
+func helmBin(t *testing.T) string {
+	t.Helper()
+	h := os.Getenv("PODHOOK_HELM")
+	if h == "" {
+		t.Skip("PODHOOK_HELM is not set: make manifests builds helm and runs these tests")
+	}
+	return h
+}
+
+// render runs helm template with args and decodes every object strictly.
+func render(t *testing.T, args ...string) (cm corev1.ConfigMap, ds appsv1.DaemonSet) {
+	t.Helper()
+	out, err := exec.Command(helmBin(t), append([]string{"template", "podhook", chart, "--namespace", "podhook"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("helm template %q: %v\n%s", args, err, out)
+	}
+	kinds := map[string]int{}
+	for _, doc := range bytes.Split(out, []byte("\n---\n")) {
+		var meta struct{ Kind string }
+		if yaml.Unmarshal(doc, &meta) != nil || meta.Kind == "" {
+			continue
+		}
+		kinds[meta.Kind]++
+		var into any
+		switch meta.Kind {
+		case "ConfigMap":
+			into = &cm
+		case "DaemonSet":
+			into = &ds
+		default:
+			t.Fatalf("unexpected %s", meta.Kind)
+		}
+		if err := yaml.UnmarshalStrict(doc, into); err != nil {
+			t.Fatalf("%s: %v\n%s", meta.Kind, err, doc)
+		}
+	}
+	if kinds["ConfigMap"] != 1 || kinds["DaemonSet"] != 1 {
+		t.Fatalf("rendered %v", kinds)
+	}
+	return cm, ds
+}
+
+func configOf(t *testing.T, cm corev1.ConfigMap) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(cm.Data[config.FileName]), &m); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Parse([]byte(cm.Data[config.FileName]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := config.Defaults().Merge(c).Validate(true); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestHelmLint(t *testing.T) {
+	for _, set := range [][]string{nil, {"--set", "interface=nri"}} {
+		out, err := exec.Command(helmBin(t), append([]string{"lint", chart}, set...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("helm lint %q: %v\n%s", set, err, out)
+		}
+	}
+}
+
+// TestHelmMatchesKustomize: the chart's default values render the same
+// DaemonSet and configuration as the kustomize variants, for each
+// interface.
+func TestHelmMatchesKustomize(t *testing.T) {
+	for iface, variant := range map[string]string{"hooksd": ".", "nri": "nri"} {
+		t.Run(iface, func(t *testing.T) {
+			cm, ds := render(t, "--set", "interface="+iface)
+			_, kcm, kds := build(t, variant)
+			podSpecChecks(t, "helm "+iface, ds)
+			if !reflect.DeepEqual(ds.Spec, kds.Spec) {
+				a, _ := yaml.Marshal(ds.Spec)
+				b, _ := yaml.Marshal(kds.Spec)
+				t.Fatalf("helm's DaemonSet spec differs from kustomize's:\n--- helm\n%s\n--- kustomize\n%s", a, b)
+			}
+			if ds.Name != kds.Name || cm.Name != kcm.Name || !reflect.DeepEqual(configOf(t, cm), configOf(t, kcm)) {
+				t.Fatalf("names or config differ: %s %s, %v vs %v", ds.Name, cm.Name, configOf(t, cm), configOf(t, kcm))
+			}
+		})
+	}
+}
+
+// TestHelmUninstall: uninstall=true renders the kustomize uninstall
+// variant's DaemonSet.
+func TestHelmUninstall(t *testing.T) {
+	_, ds := render(t, "--set", "uninstall=true")
+	_, _, kds := build(t, "uninstall")
+	if !reflect.DeepEqual(ds.Spec, kds.Spec) {
+		a, _ := yaml.Marshal(ds.Spec)
+		b, _ := yaml.Marshal(kds.Spec)
+		t.Fatalf("helm's uninstall DaemonSet differs from kustomize's:\n--- helm\n%s\n--- kustomize\n%s", a, b)
+	}
+}
+
+// TestHelmValues: each documented value reaches the objects.
+func TestHelmValues(t *testing.T) {
+	cm, ds := render(t,
+		"--set", "image.repository=registry.invalid/podhook", "--set", "image.tag=v9",
+		"--set", "agent.address=unix:///var/run/tetragon/tetragon.sock", "--set", "agent.protocol=tetragon",
+		"--set", "agent.namespace=tetragon", "--set", "timeout=1s",
+		"--set", "failAllow.namespaces={kube-system,monitoring}", "--set", "failAllow.patterns={platform-.*}",
+		"--set", "hostPaths.hooksDir=/etc/containers/oci/hooks.d", "--set", "priorityClassName=custom",
+		"--set", "nodeSelector.role=worker", "--set", "updateStrategy.rollingUpdate.maxUnavailable=3",
+		"--set", "resources.installer.limits.memory=128Mi")
+	m := configOf(t, cm)
+	if m["agent_address"] != "unix:///var/run/tetragon/tetragon.sock" || m["agent_protocol"] != "tetragon" || m["agent_namespace"] != "tetragon" ||
+		m["timeout"] != "1s" || len(m["fail_allow_namespace_regex"].([]any)) != 1 {
+		t.Fatalf("config %v", m)
+	}
+	spec := ds.Spec.Template.Spec
+	keep := spec.Containers[0]
+	if keep.Image != "registry.invalid/podhook:v9" || spec.PriorityClassName != "custom" || spec.NodeSelector["role"] != "worker" ||
+		ds.Spec.UpdateStrategy.RollingUpdate.MaxUnavailable.IntValue() != 3 || keep.Resources.Limits.Memory().String() != "128Mi" ||
+		!strings.Contains(strings.Join(keep.Args, " "), "--hooks-dir=/etc/containers/oci/hooks.d") {
+		t.Fatalf("daemonset %+v", ds.Spec)
+	}
+
+	_, nri := render(t, "--set", "interface=nri")
+	if nri.Spec.Template.Annotations["podhook.io/tolerate-missing-plugins"] != "true" {
+		t.Fatalf("NRI pods lack the validator toleration: %v", nri.Spec.Template.Annotations)
+	}
+	out, err := exec.Command(helmBin(t), "template", "podhook", chart, "--set", "interface=docker").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `interface "docker"`) {
+		t.Fatalf("a bad interface rendered: %v\n%s", err, out)
+	}
+}
