@@ -2,8 +2,9 @@
 SHELL         := bash
 .SHELLFLAGS   := -eu -o pipefail -c
 GO       ?= go
-VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X main.version=$(VERSION)
+COMMIT   ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+VERSION  := $(shell sed -n 's/^const Version = "\(.*\)"/\1/p' internal/version/version.go)
+LDFLAGS  := -s -w -X github.com/podhook/podhook/internal/version.Commit=$(COMMIT)
 # Leave out what the hook never uses but would pay for at every start:
 # urfave/cli's man/markdown generator and grpc-go's x/net/trace (html/template).
 GOTAGS   := urfave_cli_no_docs,grpcnotrace
@@ -29,7 +30,7 @@ HELM_TOOLS         ?= $(HOME)/.cache/podhook/helm-$(HELM_VERSION)
 
 FUZZ_TARGETS := ./hook:FuzzFit ./hook:FuzzParseState ./hook:FuzzParseSpec ./hook:FuzzAnnotations ./resolver:FuzzResolve ./resolver:FuzzExpandCgroupsPath
 
-.PHONY: help build test unit lint fuzz manifests helm-tool e2e e2e-containerd containerd-tools bench bench-gate generate check-generate demo clean
+.PHONY: image help build test unit lint fuzz manifests helm-tool e2e e2e-containerd containerd-tools bench bench-gate generate check-generate demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -89,6 +90,10 @@ bench: build ## whole-process timings vs grpc-go and noop floors (bin/bench/resu
 GATE_RUNS ?= 60
 bench-gate: build ## CI's gate: hook vs grpc-go floor (same run, interleaved) <= 1.35, binary <= 12 MB, peak RSS <= 12 MiB
 	$(GO) run ./test/bench -quick -gate -runs $(GATE_RUNS) -warmup 10 -podhook $(BIN)/podhook -agent $(BIN)/podhook-agent -out $(BIN)/bench/gate.json
+
+image: build ## the FROM scratch image (podhook, podhook-nri, podhook-sync; OCI labels), as podhook:$(VERSION)
+	podman build --network none -f contrib/image/Containerfile --ignorefile contrib/image/.containerignore \
+		--build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) -t podhook:$(VERSION) $(BIN)
 
 generate: ## regenerate agentclient/agentv1 from agent.proto (needs protoc)
 	GOBIN=$(TOOLS) $(GO) install $(PROTOC_GEN_GO)

@@ -13,11 +13,13 @@ import (
 	"syscall"
 	"time"
 
+	versionpkg "github.com/podhook/podhook/internal/version"
+
 	"github.com/urfave/cli/v2"
 	"google.golang.org/grpc/codes"
 )
 
-var version = "dev"
+var version = versionpkg.String()
 
 func main() {
 	if err := newApp(os.Stdout, os.Stderr).Run(os.Args); err != nil {

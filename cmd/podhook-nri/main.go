@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"syscall"
 
+	versionpkg "github.com/podhook/podhook/internal/version"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/podhook/podhook/agentclient"
@@ -19,7 +21,7 @@ import (
 	"github.com/podhook/podhook/internal/nriplugin"
 )
 
-var version = "dev"
+var version = versionpkg.String()
 
 func main() {
 	if err := newApp(os.Stdout).Run(os.Args); err != nil {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	versionpkg "github.com/podhook/podhook/internal/version"
+
 	"github.com/urfave/cli/v2"
 
 	"github.com/podhook/podhook/agentclient"
@@ -20,7 +22,7 @@ import (
 	"github.com/podhook/podhook/internal/cri"
 )
 
-var version = "dev"
+var version = versionpkg.String()
 
 func main() {
 	if err := newApp(os.Stdout, os.Stderr).Run(os.Args); err != nil {

@@ -23,6 +23,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, start time.Time) *cli.App
 		DisableSliceFlagSeparator: true,
 		// Errors are mapped to exit codes in run, never inside the library.
 		ExitErrHandler: func(*cli.Context, error) {},
+		// Shell completion for the commands (podhook completion words with
+		// --generate-bash-completion); stage invocations never get here.
+		EnableBashCompletion: true,
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
 				return fmt.Errorf("unknown stage or command %q (run podhook --help)", c.Args().First())
@@ -45,7 +48,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, start time.Time) *cli.App
 		uninstallCommand(),
 		setupCommand(),
 		syncCommand(),
-		checkCommand(flags),
+		checkCommand(only(flags, flagConfig, flagAgentAddress, flagTimeout, flagAgentUID)),
 		validateCommand(flags),
 		versionCommand(),
 	)

@@ -26,10 +26,13 @@ func captureCommand() *cli.Command {
 		Name:  "capture",
 		Usage: "save the incoming state and its config.json under --dir for replay with --state-file; always exits 0",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: flagDir, Required: true, Usage: "directory to save captures in"},
+			&cli.StringFlag{Name: flagDir, Usage: "directory to save captures in (required)"},
 			&cli.IntFlag{Name: flagMaxCaptures, Value: 50, Usage: "captures kept; the oldest are removed"},
 		},
 		Action: func(c *cli.Context) error {
+			if c.String(flagDir) == "" {
+				return fmt.Errorf("capture needs --dir DIR")
+			}
 			dir, err := capture(c.App.Reader, c.String(flagDir), c.Int(flagMaxCaptures), time.Now())
 			if err != nil {
 				fmt.Fprintf(c.App.ErrWriter, "podhook capture: %v\n", err)

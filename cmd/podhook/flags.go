@@ -47,6 +47,7 @@ const (
 	kindDuration
 	kindInt
 	kindStrings // repeatable
+	kindBoolFlag
 )
 
 // flagSpec is one configuration flag, defined once for both parsers: the
@@ -93,6 +94,19 @@ func (s flagSpec) urfave() cli.Flag {
 		return &cli.StringSliceFlag{Name: s.name, EnvVars: env(s.name), Usage: s.usage, DefaultText: s.defaultText}
 	}
 	return &cli.StringFlag{Name: s.name, EnvVars: env(s.name), Usage: s.usage, DefaultText: s.defaultText}
+}
+
+// only keeps the flags named: a command lists only the flags it uses.
+func only(flags []cli.Flag, names ...string) []cli.Flag {
+	var out []cli.Flag
+	for _, f := range flags {
+		for _, n := range names {
+			if f.Names()[0] == n {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
 }
 
 // configFlags are configSpecs as urfave/cli flags.

@@ -154,6 +154,12 @@ func TestStageArgsErrorsAndHelp(t *testing.T) {
 	if err == nil || a.String(flagStateFile) != "/x" || !a.Bool(flagDryRun) || a.Int(flagAgentUID) != -1 {
 		t.Fatalf("after a bad value: err=%v state-file=%q dry-run=%v uid=%d", err, a.String(flagStateFile), a.Bool(flagDryRun), a.Int(flagAgentUID))
 	}
+	if _, _, err := parseStageArgs("createRuntime", []string{"--bogus"}, io.Discard); err == nil || !strings.Contains(err.Error(), "--bogus") {
+		t.Fatalf("unknown flag: %v, want it quoted as typed", err)
+	}
+	if _, _, err := parseStageArgs("createRuntime", []string{"--timeout=soon"}, io.Discard); err == nil || !strings.Contains(err.Error(), "--timeout") {
+		t.Fatalf("bad value: %v, want the flag quoted as typed", err)
+	}
 	var help strings.Builder
 	if _, ok, err := parseStageArgs("poststop", []string{"--help"}, &help); ok || err != nil || !strings.Contains(help.String(), "-agent-address") || !strings.Contains(help.String(), "PODHOOK_AGENT_ADDRESS") {
 		t.Fatalf("help: ok=%v err=%v\n%s", ok, err, help.String())

@@ -8,12 +8,15 @@ import (
 	"os"
 	"time"
 
+	versionpkg "github.com/podhook/podhook/internal/version"
+
 	"github.com/podhook/podhook/hook"
 	"github.com/podhook/podhook/resolver"
 )
 
-// version is stamped at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is the release and the commit stamped at build time (see
+// internal/version).
+var version = versionpkg.String()
 
 func main() {
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr, time.Now()))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -54,5 +55,24 @@ func TestHelpAndVersion(t *testing.T) {
 	_, v2 := runOut("--version")
 	if v1 != v2 || !strings.HasPrefix(v1, "podhook ") {
 		t.Errorf("version %q, --version %q", v1, v2)
+	}
+}
+
+// TestOneLineOnStderr: a stop with a configuration error and a log that
+// cannot be written still says one line, the reason first.
+func TestOneLineOnStderr(t *testing.T) {
+	state, err := os.ReadFile("../../testdata/crio-1.37/state-createRuntime.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := t.TempDir() + "/bad.json"
+	os.WriteFile(bad, []byte(`{"timeout":"-1s","log_file":"/dev/null/x/podhook.log"}`), 0o600)
+	var stderr strings.Builder
+	code := run([]string{"podhook", "createRuntime", "--config", bad, "--agent-address", "unix:///nonexistent/a.sock", "--log-file", "/dev/null/x/podhook.log"},
+		strings.NewReader(string(state)), io.Discard, &stderr, time.Now())
+	line := strings.TrimSuffix(stderr.String(), "\n")
+	if code != 1 || strings.Contains(line, "\n") || !strings.HasPrefix(line, "podhook: agent unreachable") || !strings.Contains(line, "configuration invalid") ||
+		!strings.Contains(line, "cannot write the log") {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -99,20 +100,47 @@ func runStage(std stdio, st hook.Stage, start time.Time, args stageArgs, argsErr
 		agent = agentclient.Tetragon{Client: client, SendUntrusted: cfg.TetragonUntrusted == config.TetragonUntrustedSendBare}
 	}
 
-	log, closeLog := openLog(cfg.Config, std.errOut)
+	// Everything said on stderr is one line: the runtime shows a failing
+	// hook's stderr to the operator (kubectl describe), so the reason a
+	// container stopped comes first and the notes after it.
+	var notes notes
+	log, closeLog := openLog(cfg.Config, std.errOut, &notes)
 	defer closeLog()
 	if cfg.Err != nil {
 		log = log.With(slog.String("config_error", cfg.Err.Error()+"; using the built-in safe defaults"))
-		fmt.Fprintf(std.errOut, "podhook: configuration invalid, using the built-in safe defaults: %v\n", cfg.Err)
+		notes.add(fmt.Sprintf("configuration invalid, using the built-in safe defaults: %v", cfg.Err))
 	}
 	res := hook.Run(context.Background(), in, agent, opts, log)
 	if !res.Allow {
-		return &stopError{reason: res.Reason}
+		return &stopError{reason: notes.after(res.Reason)}
 	}
 	if !st.IsCreate() && res.Reason != "" {
-		fmt.Fprintf(std.errOut, "podhook: %s\n", res.Reason)
+		fmt.Fprintf(std.errOut, "podhook: %s\n", notes.after(res.Reason))
+	} else if len(notes) > 0 {
+		fmt.Fprintf(std.errOut, "podhook: %s\n", notes.after(""))
 	}
 	return nil
+}
+
+// notes collects what the invocation has to say besides its decision,
+// so that stderr gets one line.
+type notes []string
+
+func (n *notes) add(s string) { *n = append(*n, s) }
+
+// Write takes a line written for stderr ("podhook: ...\n") as a note.
+func (n *notes) Write(p []byte) (int, error) {
+	n.add(strings.TrimSuffix(strings.TrimPrefix(string(p), "podhook: "), "\n"))
+	return len(p), nil
+}
+
+// after joins the notes after a lead: "lead; note; note".
+func (n notes) after(lead string) string {
+	parts := append([]string{}, n...)
+	if lead != "" {
+		parts = append([]string{lead}, parts...)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // isTerminal reports whether r is a terminal.
@@ -145,7 +173,9 @@ func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 // openLog returns the JSON-lines logger the configuration asks for. A log
 // that cannot be opened is reported on stderr; the decision stands.
-func openLog(cfg config.Config, stderr io.Writer) (*slog.Logger, func()) {
+// Records go to stderr when log_file is "-"; problems with the log are
+// told to report.
+func openLog(cfg config.Config, stderr, report io.Writer) (*slog.Logger, func()) {
 	level, _ := config.ParseLevel(cfg.LogLevel) // validated
 	var w io.Writer
 	closeFn := func() {}
@@ -157,10 +187,10 @@ func openLog(cfg config.Config, stderr io.Writer) (*slog.Logger, func()) {
 	default:
 		f, err := logfile.Open(cfg.LogFile, int64(cfg.LogMaxSize), *cfg.LogMaxBackups)
 		if err != nil {
-			fmt.Fprintf(stderr, "podhook: cannot write the log (the decision stands): %v\n", err)
+			fmt.Fprintf(report, "podhook: cannot write the log (the decision stands): %v\n", err)
 			return slog.New(slog.DiscardHandler), closeFn
 		}
-		w = &reportingWriter{w: f, stderr: stderr}
+		w = &reportingWriter{w: f, stderr: report}
 		closeFn = func() { f.Close() }
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: utcTime})), closeFn

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/podhook/podhook/internal/hooksd"
@@ -61,13 +62,14 @@ func parseStageArgs(name string, args []string, help io.Writer) (a stageArgs, ok
 	for _, group := range flagGroups(args) {
 		perr := fs.Parse(group)
 		if perr == flag.ErrHelp {
-			fmt.Fprintf(help, "Usage: podhook %s [options]\n\nOptions:\n", name)
-			fs.SetOutput(help)
-			fs.PrintDefaults()
+			stageHelp(help, name)
 			return a, false, nil
 		}
 		if perr == nil && fs.NArg() > 0 {
 			perr = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		}
+		if perr != nil {
+			perr = asTyped(perr, group[0])
 		}
 		if perr != nil {
 			errs = append(errs, perr)
@@ -156,6 +158,47 @@ func (a stageArgs) given() *resolver.Given {
 		return nil
 	}
 	return &g
+}
+
+// asTyped rewrites the flag package's error to quote the flag as it was
+// typed ("--bogus", not "-bogus").
+func asTyped(err error, typed string) error {
+	typed, _, _ = strings.Cut(typed, "=")
+	name := strings.TrimLeft(typed, "-")
+	msg := err.Error()
+	if strings.HasPrefix(msg, "flag provided but not defined") {
+		return fmt.Errorf("flag provided but not defined: %s", typed)
+	}
+	return errors.New(strings.Replace(msg, "-"+name+":", typed+":", 1))
+}
+
+// stageHelp prints a stage's help in urfave/cli's layout, from the same
+// specs, with each flag's environment variable where it has one.
+func stageHelp(w io.Writer, name string) {
+	usage := "run as the " + name + " hook: reads the OCI state on stdin (or --state-file); exit 0 lets the container start, 1 stops it"
+	if name == "poststop" {
+		usage = "run as the poststop hook: tell the agent the container is gone; always exits 0"
+	}
+	fmt.Fprintf(w, "NAME:\n   podhook %s - %s\n\nUSAGE:\n   podhook %s [command options]\n\nOPTIONS:\n", name, usage, name)
+	specs := append(configSpecs(), stageOnlySpecs()...)
+	specs = append(specs, flagSpec{flagDryRun, kindBoolFlag, "print the request and the decision an unreachable agent would get; contact nothing, log nothing", ""})
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, s := range specs {
+		arg := " value"
+		if s.kind == kindBoolFlag {
+			arg = ""
+		}
+		line := s.usage
+		if s.defaultText != "" {
+			line += " (default: " + s.defaultText + ")"
+		}
+		if stageEnv(s.name) && s.kind != kindBoolFlag {
+			line += " [$" + envName(s.name) + "]"
+		}
+		fmt.Fprintf(tw, "   --%s%s\t%s\n", s.name, arg, line)
+	}
+	fmt.Fprintf(tw, "   --help, -h\tshow help\n")
+	tw.Flush()
 }
 
 // flagGroups splits args before each flag: ["--a", "1", "--b"] becomes

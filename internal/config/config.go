@@ -240,12 +240,18 @@ func (c Config) SafeAgentNamespace() string {
 	return ""
 }
 
-// Safe returns the built-in defaults, keeping only the agent namespace when
-// it is valid: what podhook runs with when its configuration is invalid.
+// Safe returns the built-in defaults, keeping only the agent namespace and
+// the log file when they are valid: what podhook runs with when its
+// configuration is invalid.
 func (c Config) Safe() Config {
 	d := Defaults()
 	if resolver.IsDNS1123Label(c.AgentNamespace) {
 		d.AgentNamespace = c.AgentNamespace
+	}
+	// Where the record goes weakens nothing: keep a valid log file, so
+	// the record of a misconfigured hook lands where the operator looks.
+	if c.LogFile == LogStderr || c.LogFile == LogNone || filepath.IsAbs(c.LogFile) {
+		d.LogFile = c.LogFile
 	}
 	return d
 }

@@ -16,8 +16,35 @@ import (
 // installed hook must fire. Then it uninstalls from the image.
 func TestImageInstall(t *testing.T) {
 	const tag = "localhost/podhook:e2e"
-	if out, err := exec.Command("podman", "build", "--network", "none", "-f", "../../contrib/image/Containerfile", "-t", tag, filepath.Dir(podhook)).CombinedOutput(); err != nil {
+	if out, err := exec.Command("podman", "build", "--network", "none", "-f", "../../contrib/image/Containerfile",
+		"--ignorefile", "../../contrib/image/.containerignore", "--build-arg", "VERSION=0.0.0-e2e", "--build-arg", "REVISION=e2e",
+		"-t", tag, filepath.Dir(podhook)).CombinedOutput(); err != nil {
 		t.Fatalf("podman build: %v\n%s", err, out)
+	}
+	// The image holds the three binaries and nothing else, and says what
+	// it is.
+	labels, err := exec.Command("podman", "image", "inspect", "--format", "{{json .Labels}}", tag).Output()
+	if err != nil || !strings.Contains(string(labels), `"org.opencontainers.image.version":"0.0.0-e2e"`) ||
+		!strings.Contains(string(labels), `"org.opencontainers.image.licenses":"Apache-2.0"`) {
+		t.Fatalf("labels %s, %v", labels, err)
+	}
+	ctr, err := exec.Command("podman", "create", tag).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimSpace(string(ctr))
+	defer exec.Command("podman", "rm", id).Run()
+	var files []string
+	if out, err := exec.Command("sh", "-c", "podman export "+id+" | tar -t").Output(); err == nil {
+		for _, f := range strings.Fields(string(out)) {
+			if f := strings.TrimSuffix(f, "/"); f != "dev" && f != "etc" && f != "proc" && f != "run" && f != "sys" && !strings.HasPrefix(f, "dev/") &&
+				!strings.HasPrefix(f, "etc/") && !strings.HasPrefix(f, "proc/") && !strings.HasPrefix(f, "run/") && !strings.HasPrefix(f, "sys/") {
+				files = append(files, f)
+			}
+		}
+	}
+	if strings.Join(files, " ") != "podhook podhook-nri podhook-sync" {
+		t.Fatalf("the image holds %q", files)
 	}
 	e := newEnv(t)
 	e.startAgent()

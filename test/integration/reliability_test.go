@@ -364,10 +364,12 @@ func TestLogPathFaults(t *testing.T) {
 				t.Fatalf("%s: exit %d, stderr %q", stage, r.code, r.stderr)
 			}
 		}
-		// A stop still stops, and says why, with the log broken too.
+		// A stop still stops, and says why first, with the log broken too:
+		// one line, the reason then the note.
 		r := runHook(t, state, "createRuntime", "--agent-address", "unix:///nonexistent/a.sock", "--log-file", "/dev/null/podhook/podhook.log")
-		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
-		if r.code != 1 || len(lines) != 2 || !strings.Contains(lines[1], "failing closed") {
+		line := oneLine(t, r.stderr)
+		if r.code != 1 || !strings.HasPrefix(line, "podhook: agent unreachable") || !strings.Contains(line, "failing closed") ||
+			!strings.Contains(line, "cannot write the log") {
 			t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 		}
 	})
