@@ -3,14 +3,11 @@ package agentclient
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
-	"path/filepath"
 	"testing"
 
-	"google.golang.org/grpc"
-
 	"github.com/podhook/podhook/agentclient/agentv1"
+	"github.com/podhook/podhook/test/harness"
 )
 
 // verdictAgent answers every CreateContainer with one verdict.
@@ -36,21 +33,8 @@ func TestVerdicts(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			dir, err := os.MkdirTemp("", "ac-") // short: unix socket paths are limited
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer os.RemoveAll(dir)
-			sock := filepath.Join(dir, "a.sock")
-			lis, err := net.Listen("unix", sock)
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := grpc.NewServer()
-			agentv1.RegisterAgentServer(srv, verdictAgent{verdict: tc.verdict})
-			go srv.Serve(lis)
-			defer srv.Stop()
-			c, err := New("unix://"+sock, WithPeerUID(os.Getuid()))
+			address, _ := harness.ServeAgent(t, verdictAgent{verdict: tc.verdict})
+			c, err := New(address, WithPeerUID(os.Getuid()))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,21 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/podhook/podhook/agentclient"
 	"github.com/podhook/podhook/agentclient/agentv1"
 	"github.com/podhook/podhook/resolver"
+	"github.com/podhook/podhook/test/harness"
 )
 
 // agent answers by container name: "deny-*" DENY, "fail-*" an error,
@@ -48,22 +46,9 @@ func (a *agent) CreateContainer(_ context.Context, req *agentv1.CreateContainerR
 }
 
 func TestDeliver(t *testing.T) {
-	dir, err := os.MkdirTemp("", "cu-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	sock := filepath.Join(dir, "a.sock")
-	lis, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	a := &agent{got: make(chan *agentv1.CreateContainerRequest, 100)}
-	srv := grpc.NewServer()
-	agentv1.RegisterAgentServer(srv, a)
-	go srv.Serve(lis)
-	defer srv.Stop()
-	client, err := agentclient.New("unix://"+sock, agentclient.WithPeerUID(os.Getuid()))
+	address, _ := harness.ServeAgent(t, a)
+	client, err := agentclient.New(address, agentclient.WithPeerUID(os.Getuid()))
 	if err != nil {
 		t.Fatal(err)
 	}

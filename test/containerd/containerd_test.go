@@ -3,7 +3,6 @@
 package containerd
 
 import (
-	"encoding/json"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -11,14 +10,6 @@ import (
 	"testing"
 	"time"
 )
-
-func remarshal(from, to any) error {
-	b, err := json.Marshal(from)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, to)
-}
 
 // checkIdentity asserts the agent saw p's true identity, from the runtime.
 func checkIdentity(t *testing.T, ev event, p pod, container string) {
@@ -148,12 +139,8 @@ func TestContainerdRestart(t *testing.T) {
 	if s := w.state(before); s != "CONTAINER_RUNNING" {
 		t.Fatalf("container from before the restart is %s", s)
 	}
-	for _, r := range n.nriRecords() {
-		if r["container_id"] == before {
-			if msg, _ := r["msg"].(string); strings.Contains(msg, "without the hook") {
-				t.Fatalf("a container that got the hook was reported without it: %v", r)
-			}
-		}
+	if r := n.withoutHook()[before]; r != nil {
+		t.Fatalf("a container that got the hook was reported without it: %v", r)
 	}
 	after := w.create(p, "after")
 	w.mustStart(after)
@@ -179,17 +166,12 @@ func TestPluginRestart(t *testing.T) {
 	if err := n.startPlugin(); err != nil {
 		t.Fatal(err)
 	}
-	var reported []string
-	for _, r := range n.nriRecords() {
-		if msg, _ := r["msg"].(string); strings.Contains(msg, "without the hook") {
-			reported = append(reported, r["container_id"].(string))
-			if r["container_id"] == gap && (r["pod_namespace"] != "tenant-a" || r["container_name"] != "gap") {
-				t.Fatalf("gap container reported as %v", r)
-			}
-		}
+	reported := n.withoutHook()
+	if r := reported[gap]; r != nil && (r["pod_namespace"] != "tenant-a" || r["container_name"] != "gap") {
+		t.Fatalf("gap container reported as %v", r)
 	}
-	if !contains(reported, gap) || contains(reported, hooked) {
-		t.Fatalf("reported without the hook: %q; want %s and not %s", reported, gap, hooked)
+	if reported[gap] == nil || reported[hooked] != nil {
+		t.Fatalf("reported without the hook: %v; want %s and not %s", reported, gap, hooked)
 	}
 	// The plugin delivers the gap container to the agent, with the
 	// identity the runtime gave it.
@@ -202,13 +184,17 @@ func TestPluginRestart(t *testing.T) {
 	checkIdentity(t, w.waitReceived(next, "CreateContainer"), p, "next")
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
+// withoutHook returns podhook-nri's "created without the hook" records by
+// container id.
+func (n *node) withoutHook() map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for _, r := range n.nriRecords() {
+		if msg, _ := r["msg"].(string); strings.Contains(msg, "without the hook") {
+			id, _ := r["container_id"].(string)
+			out[id] = r
 		}
 	}
-	return false
+	return out
 }
 
 // TestDefaultValidatorGap measures NRI's default validator with podhook as
@@ -252,14 +238,8 @@ func TestDefaultValidatorGap(t *testing.T) {
 	if err := n.startPlugin(); err != nil {
 		t.Fatal(err)
 	}
-	var reported []string
-	for _, r := range n.nriRecords() {
-		if msg, _ := r["msg"].(string); strings.Contains(msg, "without the hook") {
-			reported = append(reported, r["container_id"].(string))
-		}
-	}
-	if !contains(reported, first) || contains(reported, hooked) {
-		t.Fatalf("reported without the hook: %q; want %s, not %s", reported, first, hooked)
+	if reported := n.withoutHook(); reported[first] == nil || reported[hooked] != nil {
+		t.Fatalf("reported without the hook: %v; want %s, not %s", reported, first, hooked)
 	}
 }
 

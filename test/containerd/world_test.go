@@ -80,44 +80,17 @@ func (w *world) hangAgent() {
 }
 
 // event is what the agent received, as podhook-agent records it.
-type event struct {
-	RPC     string `json:"rpc"`
-	Event   string `json:"event"`
-	Request struct {
-		Stage          string `json:"stage"`
-		AlreadyRunning bool   `json:"alreadyRunning"`
-		Container      struct {
-			ID          string `json:"id"`
-			Name        string `json:"name"`
-			Runtime     string `json:"runtime"`
-			Image       string `json:"image"`
-			Pid         int    `json:"pid"`
-			CgroupsPath string `json:"cgroupsPath"`
-		} `json:"container"`
-		Pod struct {
-			Name      string `json:"name"`
-			Namespace string `json:"namespace"`
-			UID       string `json:"uid"`
-			SandboxID string `json:"sandboxId"`
-		} `json:"pod"`
-		Identity struct {
-			Trusted   bool     `json:"trusted"`
-			Conflicts []string `json:"conflicts"`
-			Source    string   `json:"source"`
-		} `json:"identity"`
-	} `json:"request"`
-	Response struct {
-		Verdict string `json:"verdict"`
-		Reason  string `json:"reason"`
-	} `json:"response"`
-}
+type event = harness.Event
 
 // received returns the agent's events for container id and rpc.
 func (w *world) received(id, rpc string) []event {
+	evs, err := harness.ReadEvents(w.events)
+	if err != nil {
+		w.t.Fatal(err)
+	}
 	var out []event
-	for _, r := range readLines(w.events) {
-		var ev event
-		if remarshal(r, &ev) == nil && ev.Request.Container.ID == id && ev.RPC == rpc {
+	for _, ev := range evs {
+		if ev.Request.Container.ID == id && ev.RPC == rpc {
 			out = append(out, ev)
 		}
 	}

@@ -179,46 +179,16 @@ func (e *env) podman(annotations []string, cmdline ...string) run {
 	return r
 }
 
-type event struct {
-	RPC     string `json:"rpc"`
-	Request struct {
-		Stage     string `json:"stage"`
-		Container struct {
-			ID                  string `json:"id"`
-			Name                string `json:"name"`
-			Runtime             string `json:"runtime"`
-			Pid                 int    `json:"pid"`
-			CgroupsPath         string `json:"cgroupsPath"`
-			CgroupsPathExpanded string `json:"cgroupsPathExpanded"`
-		} `json:"container"`
-		Pod struct {
-			Name      string `json:"name"`
-			Namespace string `json:"namespace"`
-			UID       string `json:"uid"`
-		} `json:"pod"`
-		Identity struct {
-			Trusted   bool     `json:"trusted"`
-			Conflicts []string `json:"conflicts"`
-			Source    string   `json:"source"`
-		} `json:"identity"`
-	} `json:"request"`
-	Response struct {
-		Verdict string `json:"verdict"`
-		Reason  string `json:"reason"`
-	} `json:"response"`
-}
+// event is what the agent received, as podhook-agent records it.
+type event = harness.Event
 
 func (e *env) readEvents() []event {
 	e.t.Helper()
-	var out []event
-	for _, line := range lines(e.t, e.events) {
-		var ev event
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
-			e.t.Fatalf("event %q: %v", line, err)
-		}
-		out = append(out, ev)
+	evs, err := harness.ReadEvents(e.events)
+	if err != nil {
+		e.t.Fatal(err)
 	}
-	return out
+	return evs
 }
 
 func (e *env) records() []map[string]any {

@@ -6,11 +6,19 @@ package harness
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
+	"testing"
+
+	"google.golang.org/grpc"
+
+	"github.com/podhook/podhook/agentclient/agentv1"
 )
 
 // Tags are the build tags podhook ships with (see the Makefile).
@@ -113,4 +121,89 @@ func RootfsTar() ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// ServeAgent serves an implementation of podhook's agent API in this
+// process, on a unix socket in a short temp dir (socket paths are limited
+// to 108 bytes), until the test ends. It returns the address and the
+// server (Stop drops every connection, as a dying agent would).
+func ServeAgent(t testing.TB, agent agentv1.AgentServer) (string, *grpc.Server) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "pha-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "agent.sock")
+	lis, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	agentv1.RegisterAgentServer(srv, agent)
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	return "unix://" + sock, srv
+}
+
+// Event is one line of podhook-agent's events: what the agent received.
+type Event struct {
+	RPC     string `json:"rpc"`
+	Event   string `json:"event"`
+	Request struct {
+		Stage          string `json:"stage"`
+		AlreadyRunning bool   `json:"alreadyRunning"`
+		Container      struct {
+			ID                  string            `json:"id"`
+			Name                string            `json:"name"`
+			Type                string            `json:"type"`
+			Image               string            `json:"image"`
+			Runtime             string            `json:"runtime"`
+			Pid                 int               `json:"pid"`
+			Bundle              string            `json:"bundle"`
+			CgroupsPath         string            `json:"cgroupsPath"`
+			CgroupsPathExpanded string            `json:"cgroupsPathExpanded"`
+			Annotations         map[string]string `json:"annotations"`
+			Mounts              []any             `json:"mounts"`
+			Truncated           []string          `json:"truncated"`
+		} `json:"container"`
+		Pod struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+			UID       string `json:"uid"`
+			SandboxID string `json:"sandboxId"`
+		} `json:"pod"`
+		Identity struct {
+			Trusted   bool     `json:"trusted"`
+			Conflicts []string `json:"conflicts"`
+			Source    string   `json:"source"`
+		} `json:"identity"`
+	} `json:"request"`
+	Response struct {
+		Verdict string `json:"verdict"`
+		Reason  string `json:"reason"`
+	} `json:"response"`
+}
+
+// ReadEvents reads podhook-agent's events file; a missing file has none.
+func ReadEvents(path string) ([]Event, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Event
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		var ev Event
+		if err := json.Unmarshal(line, &ev); err != nil {
+			return out, fmt.Errorf("event %q: %w", line, err)
+		}
+		out = append(out, ev)
+	}
+	return out, nil
 }

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -132,50 +131,16 @@ func (a *agent) stop() {
 	a.cmd.Wait()
 }
 
-type event struct {
-	RPC     string `json:"rpc"`
-	Request struct {
-		Stage     string `json:"stage"`
-		Container struct {
-			ID                  string            `json:"id"`
-			Name                string            `json:"name"`
-			Type                string            `json:"type"`
-			Image               string            `json:"image"`
-			Runtime             string            `json:"runtime"`
-			Pid                 int               `json:"pid"`
-			Bundle              string            `json:"bundle"`
-			CgroupsPath         string            `json:"cgroupsPath"`
-			CgroupsPathExpanded string            `json:"cgroupsPathExpanded"`
-			Annotations         map[string]string `json:"annotations"`
-			Mounts              []any             `json:"mounts"`
-			Truncated           []string          `json:"truncated"`
-		} `json:"container"`
-		Pod struct {
-			Name      string `json:"name"`
-			Namespace string `json:"namespace"`
-			UID       string `json:"uid"`
-			SandboxID string `json:"sandboxId"`
-		} `json:"pod"`
-	} `json:"request"`
-}
+// event is what the agent received, as podhook-agent records it.
+type event = harness.Event
 
 func (a *agent) readEvents(t *testing.T) []event {
 	t.Helper()
-	b, err := os.ReadFile(a.events)
-	if err != nil && !os.IsNotExist(err) {
+	evs, err := harness.ReadEvents(a.events)
+	if err != nil {
 		t.Fatal(err)
 	}
-	var out []event
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var e event
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("event line %q: %v", sc.Text(), err)
-		}
-		out = append(out, e)
-	}
-	return out
+	return evs
 }
 
 type result struct {
@@ -247,24 +212,18 @@ func oneLine(t *testing.T, s string) string {
 type holdingAgent struct {
 	agentv1.UnimplementedAgentServer
 	srv      *grpc.Server
-	socket   string
+	addr     string
 	received chan struct{}
 }
 
 func newHoldingAgent(t *testing.T) *holdingAgent {
 	t.Helper()
-	a := &holdingAgent{srv: grpc.NewServer(), socket: filepath.Join(shortDir(t), "hold.sock"), received: make(chan struct{}, 16)}
-	lis, err := net.Listen("unix", a.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	agentv1.RegisterAgentServer(a.srv, a)
-	go a.srv.Serve(lis)
-	t.Cleanup(a.srv.Stop)
+	a := &holdingAgent{received: make(chan struct{}, 16)}
+	a.addr, a.srv = harness.ServeAgent(t, a)
 	return a
 }
 
-func (a *holdingAgent) address() string { return "unix://" + a.socket }
+func (a *holdingAgent) address() string { return a.addr }
 
 func (a *holdingAgent) CreateContainer(ctx context.Context, _ *agentv1.CreateContainerRequest) (*agentv1.CreateContainerResponse, error) {
 	a.received <- struct{}{}
