@@ -4,6 +4,7 @@ package containerd
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -92,7 +93,10 @@ func TestSync(t *testing.T) {
 	}
 	checkSynced(t, synced(ids[0]), tenant, "app", "cri")
 	checkSynced(t, synced(ids[1]), tenant, "sidecar", "cri")
-	checkSynced(t, synced(ids[2]), forger, "app", "cri")
+	forged := synced(ids[2])
+	checkSynced(t, forged, forger, "app", "cri")
+	b, _ := json.Marshal(forged.Request)
+	t.Logf("what the agent received for the forging pod's running container: %s", b)
 	if !strings.Contains(out, `"msg":"catch-up done"`) || !strings.Contains(out, `"failed":0`) {
 		t.Fatalf("no summary:\n%s", out)
 	}
