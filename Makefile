@@ -35,11 +35,12 @@ FUZZ_TARGETS := ./hook:FuzzFit ./hook:FuzzParseState ./hook:FuzzParseSpec ./hook
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-build: ## static podhook, podhook-agent, podhook-nri and podhook-sync in bin/
+build: ## static podhook, podhook-agent, podhook-nri, podhook-sync and podhook-monitor in bin/
 	CGO_ENABLED=0 $(GO) build -tags $(GOTAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/podhook ./cmd/podhook
 	CGO_ENABLED=0 $(GO) build -tags $(GOTAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/podhook-agent ./cmd/podhook-agent
 	CGO_ENABLED=0 $(GO) build -tags $(GOTAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/podhook-nri ./cmd/podhook-nri
 	CGO_ENABLED=0 $(GO) build -tags $(GOTAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/podhook-sync ./cmd/podhook-sync
+	CGO_ENABLED=0 $(GO) build -tags $(GOTAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/podhook-monitor ./cmd/podhook-monitor
 
 test: lint check-generate unit manifests fuzz ## everything: lint, generated code unchanged, unit and integration tests with -race, the chart, fuzzing
 
@@ -91,7 +92,7 @@ GATE_RUNS ?= 60
 bench-gate: build ## CI's gate: hook vs grpc-go floor (same run, interleaved) <= 1.35, binary <= 12 MB, peak RSS <= 12 MiB
 	$(GO) run ./test/bench -quick -gate -runs $(GATE_RUNS) -warmup 10 -podhook $(BIN)/podhook -agent $(BIN)/podhook-agent -out $(BIN)/bench/gate.json
 
-image: build ## the FROM scratch image (podhook, podhook-nri, podhook-sync; OCI labels), as podhook:$(VERSION)
+image: build ## the FROM scratch image (podhook, podhook-nri, podhook-sync, podhook-monitor; OCI labels), as podhook:$(VERSION)
 	podman build --network none -f contrib/image/Containerfile --ignorefile contrib/image/.containerignore \
 		--build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) -t podhook:$(VERSION) $(BIN)
 

@@ -48,6 +48,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, start time.Time) *cli.App
 		uninstallCommand(),
 		setupCommand(),
 		syncCommand(),
+		decisionsCommand(only(flags, flagConfig, flagLogFile, flagLogMaxBackups)),
 		checkCommand(only(flags, flagConfig, flagAgentAddress, flagTimeout, flagAgentUID)),
 		validateCommand(flags),
 		versionCommand(),

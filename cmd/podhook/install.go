@@ -36,6 +36,7 @@ const (
 	flagSync            = "sync"
 	flagSyncRetryFor    = "sync-retry-for"
 	flagRuntimeEndpoint = "runtime-endpoint"
+	flagMetricsAddress  = "metrics-address"
 )
 
 func hostFlags() []cli.Flag {
@@ -81,6 +82,7 @@ func installCommand() *cli.Command {
 			&cli.BoolFlag{Name: flagSync, EnvVars: env(flagSync), Usage: "once the hook is in place, tell the agent about the containers already running (podhook sync), retrying while the agent is not up"},
 			&cli.DurationFlag{Name: flagSyncRetryFor, Value: 10 * time.Minute, Usage: "with --sync: how long to keep retrying"},
 			&cli.StringFlag{Name: flagRuntimeEndpoint, EnvVars: env(flagRuntimeEndpoint), Usage: "with --sync: the runtime's CRI socket as the host sees it (default: containerd's, then CRI-O's)"},
+			&cli.StringFlag{Name: flagMetricsAddress, EnvVars: env(flagMetricsAddress), Usage: "with --keep: serve the hook's decisions as Prometheus metrics on host:port (runs podhook-monitor; off when empty)"},
 		), settings...),
 		Action: func(c *cli.Context) error {
 			o := hostOptions(c)
@@ -123,6 +125,12 @@ func installCommand() *cli.Command {
 					}
 					go runSync(ctx, c, o)
 				}
+				if addr := c.String(flagMetricsAddress); addr != "" {
+					if err := install.Install(o); err != nil {
+						return err
+					}
+					go runMonitor(ctx, c, o, addr)
+				}
 				fmt.Fprintf(c.App.Writer, "keeping podhook installed under %s (every %s)\n", o.HostRoot, c.Duration(flagKeepInterval))
 				return install.Keep(ctx, o, c.Duration(flagKeepInterval), c.Bool(flagUninstallOnExit))
 			}
@@ -162,6 +170,31 @@ func runSync(ctx context.Context, c *cli.Context, o install.Options) error {
 	}
 	return nil
 }
+
+// runMonitor runs podhook-monitor on the installed config's log, its
+// position kept next to the installed binary, restarting it if it exits.
+func runMonitor(ctx context.Context, c *cli.Context, o install.Options, addr string) {
+	for ctx.Err() == nil {
+		cfg, err := o.InstalledConfig()
+		if err != nil {
+			fmt.Fprintf(c.App.ErrWriter, "podhook: metrics: the installed config: %v\n", err)
+		}
+		full := config.Defaults().Merge(cfg)
+		args := []string{"--host-root", o.HostRoot, "--log-file", full.LogFile, "--log-max-backups", fmt.Sprint(*full.LogMaxBackups),
+			"--metrics-address", addr, "--state-file", filepath.Join(o.HostRoot, o.InstallDir, "monitor-position.json")}
+		if err := runProgram(ctx, monitorBinary, args, nil, c.App.Writer, c.App.ErrWriter); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(c.App.ErrWriter, "podhook: metrics: %v; restarting in 5s\n", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// monitorBinary serves the metrics (its own binary: the metrics library
+// never weighs on the hook's start).
+const monitorBinary = "podhook-monitor"
 
 // installConfig is the config file content: --config-from, with the
 // settings flags on top.

@@ -57,7 +57,8 @@ func setup() error {
 	// podhook-nri and podhook-sync too: the image holds them.
 	if err := harness.Build(map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent",
 		filepath.Join(dir, "podhook-nri"): "../../cmd/podhook-nri", filepath.Join(dir, "podhook-sync"): "../../cmd/podhook-sync",
-		tetragonAgentBin: "../tetragonagent"}); err != nil {
+		filepath.Join(dir, "podhook-monitor"): "../../cmd/podhook-monitor",
+		tetragonAgentBin:                      "../tetragonagent"}); err != nil {
 		return err
 	}
 	rootfs, err := harness.RootfsTar()

@@ -29,7 +29,8 @@ func TestMain(m *testing.M) {
 	}
 	os.Chmod(dir, 0o755) // one test runs the hook as an unprivileged user
 	podhook, agentBin, tetragonAgentBin = filepath.Join(dir, "podhook"), filepath.Join(dir, "podhook-agent"), filepath.Join(dir, "tetragonagent")
-	if err := harness.Build(map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent", tetragonAgentBin: "../tetragonagent"}); err != nil {
+	if err := harness.Build(map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent", tetragonAgentBin: "../tetragonagent",
+		filepath.Join(dir, "podhook-monitor"): "../../cmd/podhook-monitor"}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

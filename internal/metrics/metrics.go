@@ -1,0 +1,130 @@
+// Package metrics turns the hook's log records into Prometheus metrics:
+// what the hook decided, for whom and how fast, with bounded label values
+// (no per-pod or per-container label; a namespace label only when asked,
+// with a cap).
+package metrics
+
+import (
+	"encoding/json"
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options bound the label values.
+type Options struct {
+	// Namespaces adds podhook_decisions_by_namespace_total, for at most
+	// NamespaceCap namespaces (the rest count as "_other").
+	Namespaces   bool
+	NamespaceCap int
+}
+
+// Decisions counts the hook's records.
+type Decisions struct {
+	o             Options
+	decisions     *prometheus.CounterVec
+	byNamespace   *prometheus.CounterVec
+	conflicts     *prometheus.CounterVec
+	hookDuration  *prometheus.HistogramVec
+	agentDuration *prometheus.HistogramVec
+	invalid       prometheus.Counter
+	gaps          prometheus.Counter
+
+	mu         sync.Mutex
+	namespaces map[string]bool
+}
+
+// New registers the metrics with reg.
+func New(reg prometheus.Registerer, o Options) *Decisions {
+	d := &Decisions{o: o, namespaces: map[string]bool{},
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podhook_decisions_total",
+			Help: "Hook invocations by stage, decision (allow, deny), fail_open, error_kind (unreachable, deadline, agent_error, denied, invalid_state, internal, or empty) and runtime.",
+		}, []string{"stage", "decision", "fail_open", "error_kind", "runtime"}),
+		byNamespace: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podhook_decisions_by_namespace_total",
+			Help: "Create-stage decisions by pod namespace (only with the namespace label on; namespaces past the cap count as _other).",
+		}, []string{"namespace", "decision"}),
+		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podhook_identity_conflicts_total",
+			Help: "Invocations whose pod identity was not trusted because something contradicted it (a forged key, both runtime markers, ...).",
+		}, []string{"runtime"}),
+		hookDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "podhook_hook_duration_seconds",
+			Help:    "Whole hook process time, from its start to its record (duration_ms).",
+			Buckets: []float64{.002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"stage"}),
+		agentDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "podhook_agent_call_seconds",
+			Help:    "Time of the agent call within the hook (agent_ms).",
+			Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"stage"}),
+		invalid: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "podhook_log_lines_invalid_total",
+			Help: "Log lines that are not records of the hook.",
+		}),
+		gaps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "podhook_log_rotation_gaps_total",
+			Help: "Times the log rotated past log_max_backups before its records were read: those records were dropped before they were counted.",
+		}),
+	}
+	reg.MustRegister(d.decisions, d.conflicts, d.hookDuration, d.agentDuration, d.invalid, d.gaps)
+	if o.Namespaces {
+		reg.MustRegister(d.byNamespace)
+	}
+	return d
+}
+
+// record is the part of a hook record the metrics read.
+type record struct {
+	Stage            string   `json:"stage"`
+	Decision         string   `json:"decision"`
+	FailOpen         bool     `json:"fail_open"`
+	ErrorKind        string   `json:"error_kind"`
+	Runtime          string   `json:"runtime"`
+	PodNamespace     string   `json:"pod_namespace"`
+	IdentityConflict []string `json:"identity_conflict"`
+	DurationMS       *float64 `json:"duration_ms"`
+	AgentMS          *float64 `json:"agent_ms"`
+}
+
+// Observe counts one log line; it reports whether it was a record.
+func (d *Decisions) Observe(line []byte) bool {
+	var r record
+	if json.Unmarshal(line, &r) != nil || r.Stage == "" || r.Decision == "" {
+		d.invalid.Inc()
+		return false
+	}
+	d.decisions.WithLabelValues(r.Stage, r.Decision, strconv.FormatBool(r.FailOpen), r.ErrorKind, r.Runtime).Inc()
+	if len(r.IdentityConflict) > 0 {
+		d.conflicts.WithLabelValues(r.Runtime).Inc()
+	}
+	if r.DurationMS != nil {
+		d.hookDuration.WithLabelValues(r.Stage).Observe(*r.DurationMS / 1000)
+	}
+	if r.AgentMS != nil {
+		d.agentDuration.WithLabelValues(r.Stage).Observe(*r.AgentMS / 1000)
+	}
+	if d.o.Namespaces && r.Stage != "poststop" {
+		d.byNamespace.WithLabelValues(d.namespace(r.PodNamespace), r.Decision).Inc()
+	}
+	return true
+}
+
+// Gaps counts rotations past the backups.
+func (d *Decisions) Gaps(n int) { d.gaps.Add(float64(n)) }
+
+// namespace caps the namespace label's values.
+func (d *Decisions) namespace(ns string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.namespaces[ns] {
+		return ns
+	}
+	if len(d.namespaces) >= d.o.NamespaceCap {
+		return "_other"
+	}
+	d.namespaces[ns] = true
+	return ns
+}

@@ -1,0 +1,93 @@
+package integration
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/podhook/podhook/test/harness"
+)
+
+// TestKeeperServesMetrics: podhook install --keep --metrics-address runs
+// podhook-monitor on the installed config's log: the hooks' records show
+// up as counters, and what the log held before it started is not counted
+// twice after a restart of the keeper (the position is kept).
+func TestKeeperServesMetrics(t *testing.T) {
+	root := t.TempDir()
+	log := filepath.Join(root, "var/log/podhook/podhook.log")
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	keep := func() (*exec.Cmd, *harness.SyncBuffer) {
+		var out harness.SyncBuffer
+		cmd := exec.Command(podhook, "install", "--keep", "--interface", "nri", "--install-dir", filepath.Join(root, "opt/podhook"),
+			"--metrics-address", addr, "--log-file", log, "--agent-address", "unix:///nonexistent/a.sock", "--fail-allow-namespaces", "payments")
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, &out
+	}
+	scrape := func() string {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	count := func(body string) string {
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, `podhook_decisions_total{decision="allow",error_kind="unreachable",fail_open="true",runtime="cri-o",stage="createRuntime"}`) {
+				return strings.Fields(line)[1]
+			}
+		}
+		return "0"
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: last scrape:\n%s", what, scrape())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	state, _ := bundle(t, "createRuntime", nil)
+	hookOnce := func() {
+		t.Helper()
+		r := runHook(t, state, "createRuntime", "--config", filepath.Join(root, "opt/podhook/podhook-config.json"))
+		if r.code != 0 {
+			t.Fatalf("hook: exit %d, %q", r.code, r.stderr)
+		}
+	}
+
+	k, out := keep()
+	waitFor("the monitor serving", func() bool { return strings.Contains(scrape(), "podhook_log_lines_invalid_total") })
+	for range 3 {
+		hookOnce()
+	}
+	waitFor("3 decisions counted", func() bool { return count(scrape()) == "3" })
+
+	// The keeper restarts; the monitor resumes from its saved position.
+	k.Process.Signal(syscall.SIGTERM)
+	k.Wait()
+	hookOnce() // while nobody follows the log
+	k, out = keep()
+	defer func() { k.Process.Signal(syscall.SIGTERM); k.Wait() }()
+	waitFor("the monitor back", func() bool { return scrape() != "" })
+	hookOnce()
+	waitFor("2 more decisions counted, none twice", func() bool { return count(scrape()) == "2" })
+	time.Sleep(300 * time.Millisecond) // a few more polls: nothing else arrives
+	if c := count(scrape()); c != "2" {
+		t.Fatalf("after the restart: %s decisions, want the 2 new ones\n%s", c, out.String())
+	}
+}
