@@ -6,12 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	versionpkg "github.com/podhook/podhook/internal/version"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/urfave/cli/v2"
 
@@ -45,6 +50,7 @@ func newApp(stdout io.Writer) *cli.App {
 			&cli.StringFlag{Name: "plugin-name", Value: "podhook", Usage: "NRI plugin name"},
 			&cli.StringFlag{Name: "plugin-index", Value: "10", Usage: "NRI plugin index (order among plugins)"},
 			&cli.StringFlag{Name: "log-file", Value: "-", Usage: `JSON-lines log; "-" for stdout`},
+			&cli.StringFlag{Name: "metrics-address", Usage: "serve Prometheus metrics (connected, reconnects, containers injected and created without the hook) on host:port; off when empty"},
 			&cli.StringFlag{Name: "host-root", Value: "/", Usage: "the host's / in this container: the config file and the agent's socket, as the host sees them, are read under it"},
 		},
 		Action: func(c *cli.Context) error {
@@ -89,12 +95,25 @@ func newApp(stdout io.Writer) *cli.App {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
+			var metrics *nriplugin.Metrics
+			if addr := c.String("metrics-address"); addr != "" {
+				reg := prometheus.NewRegistry()
+				metrics = nriplugin.NewMetrics(reg)
+				lis, err := net.Listen("tcp", addr)
+				if err != nil {
+					return err
+				}
+				srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+				go srv.Serve(lis)
+				defer srv.Close()
+			}
 			return nriplugin.Run(ctx, nriplugin.Options{
 				SocketPath: c.String("socket"),
 				Name:       c.String("plugin-name"),
 				Index:      c.String("plugin-index"),
 				Hook:       hooksd.Options{Path: c.String("hook-path"), Args: args, Timeout: c.Int("hook-timeout"), AgentTimeout: hookCfg.Timeout.Duration()},
 				Agent:      catchUp,
+				Metrics:    metrics,
 				Log:        slog.New(slog.NewJSONHandler(w, nil)),
 			})
 		},

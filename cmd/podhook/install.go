@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"github.com/podhook/podhook/internal/config"
 	"github.com/podhook/podhook/internal/hooksd"
 	"github.com/podhook/podhook/internal/install"
+	"github.com/podhook/podhook/internal/logfile"
 	"github.com/podhook/podhook/internal/runtimeconf"
 )
 
@@ -116,6 +118,7 @@ func installCommand() *cli.Command {
 			if c.Bool(flagKeep) {
 				ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 				defer stop()
+				o.Event = func(kind, hostPath string) { keeperRecord(c, o, kind, hostPath) }
 				if c.Bool(flagSync) {
 					// The hook first, then the catch-up: a container that
 					// starts in between gets the hook, and sync reports it
@@ -190,6 +193,25 @@ func runMonitor(ctx context.Context, c *cli.Context, o install.Options, addr str
 		case <-time.After(5 * time.Second):
 		}
 	}
+}
+
+// keeperRecord appends what the keeper did to the hook's log, as one
+// record beside the hooks' (podhook-monitor counts them); the log is the
+// installed config's, under the host root.
+func keeperRecord(c *cli.Context, o install.Options, kind, hostPath string) {
+	cfg, _ := o.InstalledConfig()
+	full := config.Defaults().Merge(cfg)
+	if full.LogFile == config.LogNone || full.LogFile == config.LogStderr {
+		return
+	}
+	f, err := logfile.Open(filepath.Join(o.HostRoot, full.LogFile), int64(full.LogMaxSize), *full.LogMaxBackups)
+	if err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "podhook: keeper record: %v\n", err)
+		return
+	}
+	defer f.Close()
+	slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{ReplaceAttr: utcTime})).Info("keeper: "+kind,
+		slog.String("keeper_event", kind), slog.String("path", hostPath))
 }
 
 // monitorBinary serves the metrics (its own binary: the metrics library

@@ -52,7 +52,20 @@ type Options struct {
 	Trace func(op, hostPath string)
 	// Out receives one line per change and warning.
 	Out io.Writer
+	// Event, when set, is told what Keep does after the first install:
+	// EventRestored (a file disappeared or changed on the host and was put
+	// back), EventReloaded (the config source changed and the new one was
+	// installed), EventInvalidConfig (the config source is invalid; the
+	// installed config stays).
+	Event func(kind, hostPath string)
 }
+
+// What Keep reports through Options.Event.
+const (
+	EventRestored      = "restored"
+	EventReloaded      = "reloaded"
+	EventInvalidConfig = "invalid_config"
+)
 
 // Names of the installed files.
 const (
@@ -203,14 +216,17 @@ func validateConfig(b []byte) ([]byte, config.Config, error) {
 	}
 	c, err := config.Parse(b)
 	if err != nil {
-		return nil, config.Config{}, fmt.Errorf("config: %w", err)
+		return nil, config.Config{}, fmt.Errorf("%w: %w", errInvalidConfig, err)
 	}
 	resolved := config.Defaults().Merge(c)
 	if err := resolved.Validate(true); err != nil {
-		return nil, config.Config{}, fmt.Errorf("config: %w", err)
+		return nil, config.Config{}, fmt.Errorf("%w: %w", errInvalidConfig, err)
 	}
 	return b, resolved, nil
 }
+
+// errInvalidConfig marks a config source that cannot be installed.
+var errInvalidConfig = errors.New("config")
 
 // Install writes every file that is missing or differs, in order, and
 // re-reads each registration it wrote. Running it again changes nothing.
@@ -227,16 +243,55 @@ func Install(o Options) error {
 // ensureAll computes the files afresh (the config source may have changed)
 // and ensures each, in order.
 func (o *Options) ensureAll() error {
-	files, err := o.files()
+	_, _, err := o.ensureFiles()
+	return err
+}
+
+// ensureFiles computes the files once, ensures each, and returns them all
+// and those it wrote.
+func (o *Options) ensureFiles() (all, wrote []file, err error) {
+	all, err = o.files()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	for _, f := range files {
-		if err := o.ensure(f); err != nil {
-			return err
+	for _, f := range all {
+		w, err := o.ensure(f)
+		if err != nil {
+			return all, wrote, err
+		}
+		if w {
+			wrote = append(wrote, f)
 		}
 	}
-	return nil
+	return all, wrote, nil
+}
+
+// keepRound ensures every file once and tells Event what it did, against
+// last, the content each file was last ensured with: a file written with
+// that same content was restored; one whose content changed (the config
+// source) was reloaded.
+func (o *Options) keepRound(last map[string][]byte) error {
+	all, wrote, err := o.ensureFiles()
+	if errors.Is(err, errInvalidConfig) {
+		o.event(EventInvalidConfig, o.configPath())
+	}
+	for _, f := range wrote {
+		if prev, ok := last[f.hostPath]; ok && !bytes.Equal(prev, f.content) {
+			o.event(EventReloaded, f.hostPath)
+		} else {
+			o.event(EventRestored, f.hostPath)
+		}
+	}
+	for _, f := range all {
+		last[f.hostPath] = f.content
+	}
+	return err
+}
+
+func (o *Options) event(kind, hostPath string) {
+	if o.Event != nil {
+		o.Event(kind, hostPath)
+	}
 }
 
 // checkCRIO warns when CRI-O's effective hooks_dir lists none of the hooks
@@ -254,7 +309,7 @@ func (o *Options) checkCRIO() error {
 			c.HooksDirs, describe(c), o.HooksDirs)
 		return nil
 	}
-	if err := o.ensure(file{hostPath: filepath.Join(runtimeconf.CRIODropinDir, runtimeconf.CRIODropinName), content: c.Dropin(o.HooksDirs), mode: 0o644}); err != nil {
+	if _, err := o.ensure(file{hostPath: filepath.Join(runtimeconf.CRIODropinDir, runtimeconf.CRIODropinName), content: c.Dropin(o.HooksDirs), mode: 0o644}); err != nil {
 		return err
 	}
 	o.warn("note: added %q to CRI-O's hooks_dir in %s; restart CRI-O to apply", o.HooksDirs, filepath.Join(runtimeconf.CRIODropinDir, runtimeconf.CRIODropinName))
@@ -275,13 +330,13 @@ func (o *Options) warn(format string, args ...any) {
 }
 
 // ensure makes f's host file hold its content and mode, atomically.
-func (o *Options) ensure(f file) error {
+func (o *Options) ensure(f file) (wrote bool, err error) {
 	target, err := o.host(f.hostPath)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if same(target, f.content, f.mode) {
-		return nil
+		return false, nil
 	}
 	var check func(string) error
 	if f.registration {
@@ -293,10 +348,10 @@ func (o *Options) ensure(f file) error {
 		}
 	}
 	if err := atomicfile.Write(target, f.content, f.mode, check); err != nil {
-		return err
+		return false, err
 	}
 	o.trace("wrote", f.hostPath)
-	return nil
+	return true, nil
 }
 
 // checkRegistration re-reads a registration with containers/common's
@@ -446,8 +501,18 @@ func (o *Options) uninstallFiles() ([]string, error) {
 func Keep(ctx context.Context, o Options, interval time.Duration, uninstallOnExit bool) error {
 	// The files are computed afresh each round: the config source may have
 	// changed since. An invalid new config leaves the installed one alone.
-	if err := Install(o); err != nil {
+	all, _, err := o.ensureFiles()
+	if err != nil {
 		return err
+	}
+	if !o.NRI {
+		if err := o.checkCRIO(); err != nil {
+			return err
+		}
+	}
+	last := map[string][]byte{}
+	for _, f := range all {
+		last[f.hostPath] = f.content
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -459,7 +524,7 @@ func Keep(ctx context.Context, o Options, interval time.Duration, uninstallOnExi
 			}
 			return nil
 		case <-t.C:
-			if err := o.ensureAll(); err != nil {
+			if err := o.keepRound(last); err != nil {
 				o.warn("restore: %v", err)
 			}
 		}

@@ -369,6 +369,15 @@ func TestKeepFollowsConfigSource(t *testing.T) {
 	}
 	var out harness.SyncBuffer
 	o.Out = &out
+	var events []string
+	o.Event = func(kind, p string) {
+		mu.Lock()
+		defer mu.Unlock()
+		events = append(events, kind+" "+p)
+	}
+	seen := func(e string) func() bool {
+		return func() bool { mu.Lock(); defer mu.Unlock(); return slices.Contains(events, e) }
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go Keep(ctx, o, 10*time.Millisecond, false)
@@ -381,12 +390,28 @@ func TestKeepFollowsConfigSource(t *testing.T) {
 	source = []byte(`{"agent_namespace":"two"}`)
 	mu.Unlock()
 	waitFor(t, installed(`{"agent_namespace":"two"}`))
+	defer func() {
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("events %q", events)
+			mu.Unlock()
+		}
+	}()
+	waitFor(t, seen("reloaded /opt/podhook/podhook-config.json"))
+	os.Remove(hostPath(o, "/usr/share/containers/oci/hooks.d/podhook.json"))
+	waitFor(t, seen("restored /usr/share/containers/oci/hooks.d/podhook.json"))
 	mu.Lock()
 	source = []byte(`{"agent_namespace":"Not_Valid"}`)
 	mu.Unlock()
 	waitFor(t, func() bool { return strings.Contains(out.String(), "restore: config") })
+	waitFor(t, seen("invalid_config /opt/podhook/podhook-config.json"))
 	if !installed(`{"agent_namespace":"two"}`)() {
 		t.Fatal("an invalid config replaced the installed one")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if slices.Contains(events, "restored /opt/podhook/podhook-config.json") {
+		t.Fatalf("a config reload was reported as a restore: %q", events)
 	}
 }
 

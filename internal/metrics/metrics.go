@@ -30,6 +30,7 @@ type Decisions struct {
 	agentDuration *prometheus.HistogramVec
 	invalid       prometheus.Counter
 	gaps          prometheus.Counter
+	keeper        *prometheus.CounterVec
 
 	mu         sync.Mutex
 	namespaces map[string]bool
@@ -64,12 +65,16 @@ func New(reg prometheus.Registerer, o Options) *Decisions {
 			Name: "podhook_log_lines_invalid_total",
 			Help: "Log lines that are not records of the hook.",
 		}),
+		keeper: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podhook_keeper_events_total",
+			Help: "What the keeper did: restored (a file disappeared or changed on the host and was put back), reloaded (a new config installed), invalid_config (the config source is invalid; the installed one stays).",
+		}, []string{"event"}),
 		gaps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "podhook_log_rotation_gaps_total",
 			Help: "Times the log rotated past log_max_backups before its records were read: those records were dropped before they were counted.",
 		}),
 	}
-	reg.MustRegister(d.decisions, d.conflicts, d.hookDuration, d.agentDuration, d.invalid, d.gaps)
+	reg.MustRegister(d.decisions, d.conflicts, d.hookDuration, d.agentDuration, d.invalid, d.gaps, d.keeper)
 	if o.Namespaces {
 		reg.MustRegister(d.byNamespace)
 	}
@@ -87,11 +92,16 @@ type record struct {
 	IdentityConflict []string `json:"identity_conflict"`
 	DurationMS       *float64 `json:"duration_ms"`
 	AgentMS          *float64 `json:"agent_ms"`
+	KeeperEvent      string   `json:"keeper_event"`
 }
 
 // Observe counts one log line; it reports whether it was a record.
 func (d *Decisions) Observe(line []byte) bool {
 	var r record
+	if json.Unmarshal(line, &r) == nil && r.KeeperEvent != "" {
+		d.keeper.WithLabelValues(r.KeeperEvent).Inc()
+		return true
+	}
 	if json.Unmarshal(line, &r) != nil || r.Stage == "" || r.Decision == "" {
 		d.invalid.Inc()
 		return false

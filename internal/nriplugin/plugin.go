@@ -33,6 +33,8 @@ type Options struct {
 	Log *slog.Logger
 	// MinBackoff and MaxBackoff bound the wait between reconnections.
 	MinBackoff, MaxBackoff time.Duration
+	// Metrics, when set, count connections and containers.
+	Metrics *Metrics
 	// Agent, when set, is told about every container the runtime created
 	// while the plugin was not connected (stage "sync", already running),
 	// with the identity the runtime gives the plugin.
@@ -53,6 +55,7 @@ type plugin struct {
 	mu      sync.Mutex
 	runtime string          // the runtime's name from Configure, as podhook's --runtime takes it
 	seen    map[string]bool // containers that got the hook, or were reported without it
+	syncs   int             // registrations so far: each one synchronizes
 }
 
 func newPlugin(o Options) (*plugin, error) {
@@ -129,6 +132,14 @@ func (p *plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 			"pod_namespace", pod.GetNamespace(), "pod_name", pod.GetName(), "pod_uid", pod.GetUid())
 	}
 	p.o.Log.Info("synchronized", "pods", len(pods), "containers", len(ctrs), "without_hook", missed)
+	p.syncs++
+	if m := p.o.Metrics; m != nil {
+		m.Connected.Set(1)
+		m.WithoutHook.Add(float64(missed))
+		if p.syncs > 1 {
+			m.Reconnects.Inc()
+		}
+	}
 	if p.o.Agent != nil && len(catchUp) > 0 {
 		go catchup.Deliver(p.ctx, p.o.Agent, catchUp, 4, p.o.Log)
 	}
@@ -154,6 +165,9 @@ func (p *plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, c *api.
 	p.mu.Unlock()
 	adj := &api.ContainerAdjustment{}
 	adj.AddHooks(p.hooksFor(rt, pod, c))
+	if m := p.o.Metrics; m != nil {
+		m.Injected.Inc()
+	}
 	p.o.Log.Info("hook injected", "container_id", c.GetId(), "container_name", c.GetName(),
 		"pod_namespace", pod.GetNamespace(), "pod_name", pod.GetName(), "pod_uid", pod.GetUid())
 	return adj, nil, nil
@@ -220,7 +234,12 @@ func Run(ctx context.Context, o Options) error {
 	for {
 		started := time.Now()
 		s, err := stub.New(p, stub.WithPluginName(o.Name), stub.WithPluginIdx(o.Index), stub.WithSocketPath(o.SocketPath),
-			stub.WithOnClose(func() { o.Log.Warn("connection to the runtime closed") }))
+			stub.WithOnClose(func() {
+				o.Log.Warn("connection to the runtime closed")
+				if o.Metrics != nil {
+					o.Metrics.Connected.Set(0)
+				}
+			}))
 		if err != nil {
 			return fmt.Errorf("nri plugin: %w", err)
 		}
@@ -233,6 +252,9 @@ func Run(ctx context.Context, o Options) error {
 			backoff = o.MinBackoff // it was up for a while: start over
 		}
 		o.Log.Warn("not connected to the runtime, retrying", "error", errString(err), "retry_in_ms", backoff.Milliseconds())
+		if o.Metrics != nil {
+			o.Metrics.Connected.Set(0)
+		}
 		select {
 		case <-ctx.Done():
 			o.Log.Info("stopped")

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	nri "github.com/containerd/nri/pkg/adaptation"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/podhook/podhook/internal/hooksd"
 	"github.com/podhook/podhook/test/harness"
@@ -175,6 +177,7 @@ func TestPluginWithNRIRuntime(t *testing.T) {
 	rt := startRuntime(t, socket, []*nri.PodSandbox{pod}, nil)
 
 	logs := &harness.SyncBuffer{}
+	metrics := NewMetrics(prometheus.NewRegistry())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -183,6 +186,7 @@ func TestPluginWithNRIRuntime(t *testing.T) {
 			Hook:       hooksd.Options{Path: "/opt/podhook/podhook", Args: []string{"--config", "/opt/podhook/podhook-config.json"}, Timeout: 10},
 			Log:        slog.New(slog.NewJSONHandler(logs, nil)),
 			MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+			Metrics: metrics,
 		})
 	}()
 	waitFor(t, "registration", hasRecord(logs, "registered with the runtime", "runtime", "containerd"))
@@ -245,6 +249,13 @@ func TestPluginWithNRIRuntime(t *testing.T) {
 	ready(rt2)
 	check(rt2.create(t, "ctr-3"))
 
+	// Registered twice (one reconnect), connected now, ctr-2 without the
+	// hook, and every create injected (probes included).
+	if testutil.ToFloat64(metrics.Connected) != 1 || testutil.ToFloat64(metrics.Reconnects) != 1 ||
+		testutil.ToFloat64(metrics.WithoutHook) != 1 || testutil.ToFloat64(metrics.Injected) < 2 {
+		t.Fatalf("metrics: connected %v, reconnects %v, without hook %v, injected %v", testutil.ToFloat64(metrics.Connected),
+			testutil.ToFloat64(metrics.Reconnects), testutil.ToFloat64(metrics.WithoutHook), testutil.ToFloat64(metrics.Injected))
+	}
 	cancel()
 	select {
 	case err := <-done:

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -89,5 +90,51 @@ func TestKeeperServesMetrics(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // a few more polls: nothing else arrives
 	if c := count(scrape()); c != "2" {
 		t.Fatalf("after the restart: %s decisions, want the 2 new ones\n%s", c, out.String())
+	}
+}
+
+// TestKeeperEventsCounted: what the keeper restores shows as a counter.
+func TestKeeperEventsCounted(t *testing.T) {
+	root := t.TempDir()
+	log := filepath.Join(root, "var/log/podhook/podhook.log")
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	hooks := filepath.Join(root, "hooks.d")
+	cmd := exec.Command(podhook, "install", "--keep", "--keep-interval", "50ms", "--install-dir", filepath.Join(root, "opt/podhook"),
+		"--hooks-dir", hooks, "--metrics-address", addr, "--log-file", log)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	metric := func() string {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, `podhook_keeper_events_total{event="restored"}`) {
+				return strings.Fields(line)[1]
+			}
+		}
+		return "0"
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for metric() == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("monitor not serving")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := os.Remove(filepath.Join(hooks, "podhook.json")); err != nil {
+		t.Fatal(err)
+	}
+	for metric() != "1" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the restore was not counted: %q", metric())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

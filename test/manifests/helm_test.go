@@ -152,3 +152,49 @@ func TestHelmValues(t *testing.T) {
 		t.Fatalf("a bad interface rendered: %v\n%s", err, out)
 	}
 }
+
+// TestHelmMonitoring: the chart's optional ServiceMonitor scrapes the
+// metrics ports the pods expose, and its PrometheusRule carries the rules
+// promtool checks (contrib/prometheus/podhook-rules.yaml is the same file).
+func TestHelmMonitoring(t *testing.T) {
+	out, err := exec.Command(helmBin(t), "template", "podhook", chart, "--namespace", "podhook", "--set", "interface=nri",
+		"--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true").CombinedOutput()
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, out)
+	}
+	objs := map[string]map[string]any{}
+	for _, doc := range bytes.Split(out, []byte("\n---\n")) {
+		var m map[string]any
+		if yaml.Unmarshal(doc, &m) == nil && m["kind"] != nil {
+			objs[m["kind"].(string)] = m
+		}
+	}
+	var svc corev1.Service
+	b, _ := yaml.Marshal(objs["Service"])
+	if err := yaml.UnmarshalStrict(b, &svc); err != nil || svc.Spec.Ports[0].Port != 9464 || svc.Spec.Ports[1].Port != 9465 {
+		t.Fatalf("service %v, %v", objs["Service"], err)
+	}
+	sm, _ := json.Marshal(objs["ServiceMonitor"])
+	if !strings.Contains(string(sm), `"port":"metrics"`) || !strings.Contains(string(sm), `"port":"nri-metrics"`) {
+		t.Fatalf("servicemonitor %s", sm)
+	}
+	rules, err := os.ReadFile("../../contrib/prometheus/podhook-rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want map[string]any
+	yaml.Unmarshal(rules, &want)
+	if !reflect.DeepEqual(objs["PrometheusRule"]["spec"], want) {
+		t.Fatalf("PrometheusRule spec differs from the rules file")
+	}
+	_, ds := render(t, "--set", "interface=nri")
+	ports := map[string]int32{}
+	for _, c := range ds.Spec.Template.Spec.Containers {
+		for _, p := range c.Ports {
+			ports[p.Name] = p.ContainerPort
+		}
+	}
+	if ports["metrics"] != 9464 || ports["nri-metrics"] != 9465 || ds.Spec.Template.Annotations["prometheus.io/port"] != "9464" {
+		t.Fatalf("ports %v, annotations %v", ports, ds.Spec.Template.Annotations)
+	}
+}
