@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/podhook/podhook/internal/logfile"
 	versionpkg "github.com/podhook/podhook/internal/version"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -49,20 +50,16 @@ func newApp(stdout io.Writer) *cli.App {
 			&cli.IntFlag{Name: "hook-timeout", Value: hooksd.DefaultTimeout, Usage: "the runtime's timeout for the hook, seconds"},
 			&cli.StringFlag{Name: "plugin-name", Value: "podhook", Usage: "NRI plugin name"},
 			&cli.StringFlag{Name: "plugin-index", Value: "10", Usage: "NRI plugin index (order among plugins)"},
-			&cli.StringFlag{Name: "log-file", Value: "-", Usage: `JSON-lines log; "-" for stdout`},
+			&cli.StringFlag{Name: "log-file", Value: "-", Usage: `JSON-lines log, rotated as the hook's is (10 MiB, 3 backups); "-" for stdout`},
 			&cli.StringFlag{Name: "metrics-address", Usage: "serve Prometheus metrics (connected, reconnects, containers injected and created without the hook) on host:port; off when empty"},
 			&cli.StringFlag{Name: "host-root", Value: "/", Usage: "the host's / in this container: the config file and the agent's socket, as the host sees them, are read under it"},
 		},
 		Action: func(c *cli.Context) error {
-			w := c.App.Writer
-			if p := c.String("log-file"); p != "-" {
-				f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0o600)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				w = f
+			w, closeLog, err := logfile.Writer(c.String("log-file"), c.App.Writer)
+			if err != nil {
+				return err
 			}
+			defer closeLog()
 			var args []string
 			hookCfg := config.Defaults()
 			if cfg := c.String("config"); cfg != "" {

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/podhook/podhook/internal/logfile"
 	versionpkg "github.com/podhook/podhook/internal/version"
 
 	"github.com/urfave/cli/v2"
@@ -48,7 +49,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.IntFlag{Name: "concurrency", Value: 8, Usage: "agent calls at a time"},
 			&cli.DurationFlag{Name: "cri-timeout", Value: 10 * time.Second, Usage: "deadline of each CRI call"},
 			&cli.DurationFlag{Name: "retry-for", Usage: "keep retrying what was not delivered (the runtime or the agent not up yet) for this long; 0: once"},
-			&cli.StringFlag{Name: "log-file", Value: "-", Usage: `JSON-lines log, one record per container and a summary; "-" for stdout`},
+			&cli.StringFlag{Name: "log-file", Value: "-", Usage: `JSON-lines log, one record per container and a summary, rotated as the hook's is; "-" for stdout`},
 			&cli.StringFlag{Name: "host-root", Value: "/", Usage: "the host's / (e.g. /host in a container): the agent's and the runtime's sockets are as the host sees them, under it"},
 		},
 		Action: func(c *cli.Context) error {
@@ -59,15 +60,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			if cfg.AgentProtocol == config.ProtocolTetragon {
 				return fmt.Errorf("agent_protocol is %s: sync reports in podhook's API; Tetragon finds running containers through the CRI itself", cfg.AgentProtocol)
 			}
-			w := c.App.Writer
-			if p := c.String("log-file"); p != "-" {
-				f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_CLOEXEC|syscall.O_NOFOLLOW, 0o600)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				w = f
+			w, closeLog, err := logfile.Writer(c.String("log-file"), c.App.Writer)
+			if err != nil {
+				return err
 			}
+			defer closeLog()
 			log := slog.New(slog.NewJSONHandler(w, nil))
 			root := c.String("host-root")
 			agentAddress, err := underRoot(root, cfg.AgentAddress)

@@ -3,6 +3,7 @@ package logfile
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -259,3 +260,17 @@ func (l *File) rotate() error {
 }
 
 func (l *File) backup(i int) string { return l.path + "." + strconv.Itoa(i) }
+
+// Writer is where a long-running podhook program writes its JSON lines:
+// stdout for "-", else the rotating log at path (the defaults' size and
+// backups). close releases it.
+func Writer(path string, stdout io.Writer) (w io.Writer, close func() error, err error) {
+	if path == "-" {
+		return stdout, func() error { return nil }, nil
+	}
+	f, err := Open(path, DefaultMaxSize, DefaultMaxBackups)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, f.Close, nil
+}
