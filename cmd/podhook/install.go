@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -118,6 +119,7 @@ func installCommand() *cli.Command {
 			if c.Bool(flagKeep) {
 				ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 				defer stop()
+				var children sync.WaitGroup
 				o.Event = func(kind, hostPath string) { keeperRecord(c, o, kind, hostPath) }
 				if c.Bool(flagSync) {
 					// The hook first, then the catch-up: a container that
@@ -126,16 +128,23 @@ func installCommand() *cli.Command {
 					if err := install.Install(o); err != nil {
 						return err
 					}
-					go runSync(ctx, c, o)
+					children.Add(1)
+					go func() { defer children.Done(); runSync(ctx, c, o) }()
 				}
 				if addr := c.String(flagMetricsAddress); addr != "" {
 					if err := install.Install(o); err != nil {
 						return err
 					}
-					go runMonitor(ctx, c, o, addr)
+					children.Add(1)
+					go func() { defer children.Done(); runMonitor(ctx, c, o, addr) }()
 				}
 				fmt.Fprintf(c.App.Writer, "keeping podhook installed under %s (every %s)\n", o.HostRoot, c.Duration(flagKeepInterval))
-				return install.Keep(ctx, o, c.Duration(flagKeepInterval), c.Bool(flagUninstallOnExit))
+				err := install.Keep(ctx, o, c.Duration(flagKeepInterval), c.Bool(flagUninstallOnExit))
+				// The sync and the monitor stop with the keeper: wait for
+				// them, so none outlives it.
+				stop()
+				children.Wait()
+				return err
 			}
 			if err := install.Install(o); err != nil {
 				return err

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 )
@@ -29,7 +31,9 @@ func syncCommand() *cli.Command {
 }
 
 // runProgram runs a sibling program with args and the given streams, and
-// waits for it; ctx ending kills it. A non-zero exit is an error.
+// waits for it; ctx ending stops it (SIGTERM, then SIGKILL after 5 s), and
+// it gets SIGTERM if this process dies first, so it never outlives its
+// parent. A non-zero exit is an error.
 func runProgram(ctx context.Context, name string, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	bin, err := findSibling(name)
 	if err != nil {
@@ -37,6 +41,7 @@ func runProgram(ctx context.Context, name string, args []string, stdin io.Reader
 	}
 	p, err := os.StartProcess(bin, append([]string{bin}, args...), &os.ProcAttr{
 		Files: []*os.File{asFile(stdin, os.Stdin), asFile(stdout, os.Stdout), asFile(stderr, os.Stderr)},
+		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM},
 	})
 	if err != nil {
 		return err
@@ -46,7 +51,12 @@ func runProgram(ctx context.Context, name string, args []string, stdin io.Reader
 	go func() {
 		select {
 		case <-ctx.Done():
-			p.Kill()
+			p.Signal(syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				p.Kill()
+			}
 		case <-done:
 		}
 	}()
