@@ -40,6 +40,9 @@ type Options struct {
 	// are computed, so that Keep follows a config source that changes (a
 	// mounted ConfigMap is updated in place).
 	ConfigFunc func() ([]byte, error)
+	// bin caches the binary's content: it is read once per process, not
+	// at every round of Keep (it is the installer's own, unchanging).
+	bin []byte
 	// HookTimeout is the runtimes' timeout for the hook, in seconds.
 	HookTimeout int
 	// CRIODropin writes a CRI-O drop-in adding the hooks dirs when CRI-O's
@@ -135,10 +138,15 @@ func (o *Options) files() ([]file, error) {
 	if len(o.HooksDirs) == 0 && !o.NRI {
 		return nil, errors.New("no hooks dir")
 	}
-	bin, err := os.ReadFile(o.Binary)
-	if err != nil {
-		return nil, fmt.Errorf("read the binary to install: %w", err)
+	if o.bin == nil {
+		b, err := os.ReadFile(o.Binary)
+		if err != nil {
+			return nil, fmt.Errorf("read the binary to install: %w", err)
+		}
+		o.bin = b
 	}
+	bin := o.bin
+	var err error
 	content := o.Config
 	if o.ConfigFunc != nil {
 		if content, err = o.ConfigFunc(); err != nil {
@@ -448,8 +456,23 @@ func same(path string, content []byte, mode os.FileMode) bool {
 	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != mode || fi.Size() != int64(len(content)) {
 		return false
 	}
-	b, err := os.ReadFile(path)
-	return err == nil && bytes.Equal(b, content)
+	// Compared a chunk at a time: Keep checks an 11 MB binary every round,
+	// and reading it whole each time would take the keeper past the
+	// DaemonSet's memory limit.
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	buf := make([]byte, 64<<10)
+	for off := 0; off < len(content); {
+		n, err := io.ReadFull(f, buf[:min(len(buf), len(content)-off)])
+		if err != nil || !bytes.Equal(buf[:n], content[off:off+n]) {
+			return false
+		}
+		off += n
+	}
+	return true
 }
 
 // Uninstall removes the registrations first, then the config and the

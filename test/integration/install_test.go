@@ -1,10 +1,14 @@
 package integration
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestInstallThenValidate installs with the real binary into a temp host
@@ -93,4 +97,34 @@ func TestReinstallKeepsConfig(t *testing.T) {
 		!strings.Contains(string(after), "unix:///run/agent/a.sock") || !strings.Contains(string(after), "security") {
 		t.Fatalf("one flag: exit %d, stdout %q\nconfig %s", r.code, r.stdout, after)
 	}
+}
+
+// TestKeeperMemoryBounded: the keeper checks an 11 MB binary every round;
+// its peak RSS must stay well inside the DaemonSet's 64 MiB limit (it read
+// the binary whole twice a round and peaked near 67 MB).
+func TestKeeperMemoryBounded(t *testing.T) {
+	root := t.TempDir()
+	cmd := exec.Command(podhook, "install", "--keep", "--keep-interval", "20ms", "--interface", "nri",
+		"--install-dir", filepath.Join(root, "opt/podhook"), "--log-file", filepath.Join(root, "podhook.log"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	var hwm int
+	// Enough rounds for the heap to have grown as far as it will.
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+				fmt.Sscan(f[1], &hwm)
+			}
+		}
+	}
+	if hwm > 48<<10 {
+		t.Fatalf("keeper peak RSS %d KiB, want well under the 64 MiB limit", hwm)
+	}
+	t.Logf("keeper peak RSS %d KiB", hwm)
 }
