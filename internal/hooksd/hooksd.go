@@ -63,21 +63,29 @@ func CheckArgs(args []string) error {
 	return nil
 }
 
-// AgentTimeoutIn returns the --timeout given in args, 0 when none is.
-func AgentTimeoutIn(args []string) time.Duration {
-	var d time.Duration
+// ArgValue returns the value of flag name in a hook's args ("--name v",
+// "--name=v", one dash or two), the last one when it is given more than
+// once.
+func ArgValue(args []string, name string) (string, bool) {
+	var v string
+	var found bool
 	for i, a := range args {
-		name, v, hasV := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !strings.HasPrefix(a, "-") || name != "timeout" {
+		n, val, hasV := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || n != name {
 			continue
 		}
 		if !hasV && i+1 < len(args) {
-			v = args[i+1]
+			val = args[i+1]
 		}
-		if p, err := time.ParseDuration(v); err == nil {
-			d = p
-		}
+		v, found = val, true
 	}
+	return v, found
+}
+
+// AgentTimeoutIn returns the --timeout given in args, 0 when none is.
+func AgentTimeoutIn(args []string) time.Duration {
+	v, _ := ArgValue(args, "timeout")
+	d, _ := time.ParseDuration(v)
 	return d
 }
 

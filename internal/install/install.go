@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	current "github.com/containers/common/pkg/hooks/1.0.0"
@@ -408,14 +407,9 @@ func (o *Options) checkRegistration(path string, agent time.Duration) error {
 // reads: the one its --config names, or the one next to its binary, read
 // under the host root; the default when there is none.
 func (o *Options) agentTimeout(h rspec.Hook) (time.Duration, error) {
-	path := filepath.Join(filepath.Dir(h.Path), config.FileName)
-	for i, a := range h.Args {
-		if name, v, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); strings.HasPrefix(a, "-") && name == "config" {
-			if !ok && i+1 < len(h.Args) {
-				v = h.Args[i+1]
-			}
-			path = v
-		}
+	path, ok := hooksd.ArgValue(h.Args, "config")
+	if !ok {
+		path = filepath.Join(filepath.Dir(h.Path), config.FileName)
 	}
 	hp, err := o.hostFollow(path)
 	if err != nil {
