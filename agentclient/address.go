@@ -31,3 +31,13 @@ func SocketPath(address string) (string, error) {
 	}
 	return filepath.Clean(p), nil
 }
+
+// UnderRoot is an agent address as the host sees it, reached from a
+// container where the host's / is mounted at root.
+func UnderRoot(root, address string) (string, error) {
+	p, err := SocketPath(address)
+	if err != nil {
+		return "", err
+	}
+	return "unix://" + filepath.Join(root, p), nil
+}

@@ -74,12 +74,12 @@ func newApp(stdout io.Writer) *cli.App {
 				}
 				hookCfg = hookCfg.Merge(f)
 			}
-			sock, err := agentclient.SocketPath(hookCfg.AgentAddress)
+			address, err := agentclient.UnderRoot(c.String("host-root"), hookCfg.AgentAddress)
 			if err != nil {
 				return err
 			}
 			var catchUp nriplugin.Agent
-			agent, err := agentclient.New("unix://"+filepath.Join(c.String("host-root"), sock), agentclient.WithTimeout(hookCfg.Timeout.Duration()), agentclient.WithPeerUID(*hookCfg.AgentUID))
+			agent, err := agentclient.New(address, agentclient.WithTimeout(hookCfg.Timeout.Duration()), agentclient.WithPeerUID(*hookCfg.AgentUID))
 			if err != nil {
 				return err
 			}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -67,7 +66,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			defer closeLog()
 			log := slog.New(slog.NewJSONHandler(w, nil))
 			root := c.String("host-root")
-			agentAddress, err := underRoot(root, cfg.AgentAddress)
+			agentAddress, err := agentclient.UnderRoot(root, cfg.AgentAddress)
 			if err != nil {
 				return err
 			}
@@ -112,15 +111,6 @@ func agentConfig(c *cli.Context) (config.Config, error) {
 		cfg.AgentUID = &uid
 	}
 	return cfg, cfg.Validate(false)
-}
-
-// underRoot is a unix:// address as the host sees it, reached under root.
-func underRoot(root, address string) (string, error) {
-	path, err := agentclient.SocketPath(address)
-	if err != nil {
-		return "", err
-	}
-	return "unix://" + filepath.Join(root, path), nil
 }
 
 type syncOptions struct {
