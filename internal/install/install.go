@@ -156,18 +156,19 @@ func (o *Options) files() ([]file, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The NRI plugin's hooks are built from the same options and checked
-	// the same way when podhook-nri starts; the check is made here too, so
-	// that an install never lays down a config its hook timeout cannot hold.
-	if _, err := hooksd.Registration(hooksd.Options{Path: o.binaryPath(), Stage: "createRuntime", Timeout: o.HookTimeout,
-		AgentTimeout: resolved.Timeout.Duration()}); err != nil {
-		return nil, err
-	}
 	out := []file{
 		{hostPath: o.binaryPath(), content: bin, mode: 0o755},
 		{hostPath: o.configPath(), content: cfg, mode: 0o644},
 	}
 	if o.NRI {
+		// podhook-nri builds its hooks from the same options and checks
+		// them when it starts; the check is made here too, so that an
+		// install never lays down a config its hook timeout cannot hold.
+		// (The registrations below are checked as they are built.)
+		if _, err := hooksd.Registration(hooksd.Options{Path: o.binaryPath(), Stage: "createRuntime", Timeout: o.HookTimeout,
+			AgentTimeout: resolved.Timeout.Duration(), Via: hooksd.ViaNRI}); err != nil {
+			return nil, err
+		}
 		return out, nil
 	}
 	for _, stage := range []string{"createRuntime", "poststop"} {
