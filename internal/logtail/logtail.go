@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -48,15 +47,14 @@ type Follower struct {
 func New(path string, backups int, pos Position) (f *Follower, startedAtEnd bool, err error) {
 	f = &Follower{Path: path, Backups: backups, pos: pos}
 	if pos.Inode == 0 {
-		fi, err := os.Stat(path)
+		id, size, err := statPath(path)
 		if errors.Is(err, os.ErrNotExist) {
 			return f, false, nil
 		}
 		if err != nil {
 			return nil, false, err
 		}
-		ino, born := identity(path, fi)
-		f.pos = Position{Inode: ino, Born: born, Offset: fi.Size()}
+		f.pos = Position{Inode: id.ino, Born: id.born, Offset: size}
 		return f, true, nil
 	}
 	return f, false, nil
@@ -86,14 +84,14 @@ func (f *Follower) Poll(fn func(line []byte)) error {
 			return err
 		}
 		// Still the live file? Then wait for more.
-		fi, err := os.Stat(f.Path)
+		id, _, err := statPath(f.Path)
 		if errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if ino, born := identity(f.Path, fi); ino == f.pos.Inode && born == f.pos.Born {
+		if id == f.pos.id() {
 			return nil
 		}
 		// Rotated away: what we hold is finished (a writer appends only
@@ -102,11 +100,11 @@ func (f *Follower) Poll(fn func(line []byte)) error {
 		f.f.Close()
 		f.f = nil
 		f.partial = nil
-		next, born, gap := f.successor()
+		next, gap := f.successor()
 		if gap {
 			f.Gaps++
 		}
-		f.pos = Position{Inode: next, Born: born, Offset: 0}
+		f.pos = Position{Inode: next.ino, Born: next.born, Offset: 0}
 	}
 }
 
@@ -117,7 +115,7 @@ func (f *Follower) open() error {
 		if err != nil {
 			continue
 		}
-		if ino, born := identityOf(fd); ino == f.pos.Inode && born == f.pos.Born {
+		if id, _, err := statFile(fd); err == nil && id == f.pos.id() {
 			if _, err := fd.Seek(f.pos.Offset, io.SeekStart); err != nil {
 				fd.Close()
 				return err
@@ -128,44 +126,40 @@ func (f *Follower) open() error {
 		fd.Close()
 	}
 	// Not found: rotated past the backups (a gap), or the log is new.
-	if fi, err := os.Stat(f.Path); err == nil {
-		if f.pos.Inode != 0 {
-			f.Gaps++
-		}
-		ino, born := identity(f.Path, fi)
-		f.pos = Position{Inode: ino, Born: born, Offset: 0}
-		fd, err := os.Open(f.Path)
-		if err != nil {
-			return err
-		}
-		f.f = fd
+	fd, err := os.Open(f.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
 	}
+	if err != nil {
+		return err
+	}
+	id, _, err := statFile(fd)
+	if err != nil {
+		fd.Close()
+		return err
+	}
+	if f.pos.Inode != 0 {
+		f.Gaps++
+	}
+	f.pos = Position{Inode: id.ino, Born: id.born, Offset: 0}
+	f.f = fd
 	return nil
 }
 
 // successor is the inode of the file rotated in after pos.Inode: the
 // backup just newer than it, or the live file. gap is true when pos.Inode
 // is no longer among the files at all.
-func (f *Follower) successor() (uint64, int64, bool) {
-	type id struct {
-		ino  uint64
-		born int64
-	}
-	var ids []id // Path, Path.1, ..., Path.N: newest first
+func (f *Follower) successor() (fileID, bool) {
+	var ids []fileID // Path, Path.1, ..., Path.N: newest first; zero where absent
 	for _, p := range f.names() {
-		fi, err := os.Stat(p)
-		if err != nil {
-			ids = append(ids, id{})
-			continue
-		}
-		ino, born := identity(p, fi)
-		ids = append(ids, id{ino, born})
+		id, _, _ := statPath(p)
+		ids = append(ids, id)
 	}
-	for i, x := range ids {
-		if x.ino == f.pos.Inode && x.born == f.pos.Born && i > 0 {
+	for i, id := range ids {
+		if id == f.pos.id() && i > 0 {
 			for j := i - 1; j >= 0; j-- {
 				if ids[j].ino != 0 {
-					return ids[j].ino, ids[j].born, false
+					return ids[j], false
 				}
 			}
 		}
@@ -173,10 +167,10 @@ func (f *Follower) successor() (uint64, int64, bool) {
 	// Ours is gone: start at the oldest file kept.
 	for i := len(ids) - 1; i >= 0; i-- {
 		if ids[i].ino != 0 {
-			return ids[i].ino, ids[i].born, true
+			return ids[i], true
 		}
 	}
-	return 0, 0, true
+	return fileID{}, true
 }
 
 func (f *Follower) names() []string {
@@ -217,31 +211,38 @@ func (f *Follower) drain(fn func([]byte)) error {
 	}
 }
 
-// identityOf is identity of an open file: no rename can come between.
-func identityOf(fd *os.File) (uint64, int64) {
-	var sx unix.Statx_t
-	if unix.Statx(int(fd.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_INO|unix.STATX_BTIME, &sx) != nil {
-		return 0, 0
-	}
-	born := int64(0)
-	if sx.Mask&unix.STATX_BTIME != 0 {
-		born = sx.Btime.Sec*1e9 + int64(sx.Btime.Nsec)
-	}
-	return sx.Ino, born
+// fileID tells files apart: the inode and the birth time, since a freed
+// inode number may be reused by the next log file at once (birth time is 0
+// where the filesystem does not record it).
+type fileID struct {
+	ino  uint64
+	born int64
 }
 
-// identity is a file's inode and birth time: a freed inode number may be
-// reused by the next log file at once.
-func identity(path string, fi os.FileInfo) (uint64, int64) {
-	var ino uint64
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		ino = st.Ino
-	}
+func (p Position) id() fileID { return fileID{p.Inode, p.Born} }
+
+// statPath is the identity and size of the file at path (not following a
+// symlink), in one statx.
+func statPath(path string) (fileID, int64, error) {
+	return statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+// statFile is the identity and size of an open file: no rename can come
+// between the open and the look.
+func statFile(fd *os.File) (fileID, int64, error) {
+	return statx(int(fd.Fd()), "", unix.AT_EMPTY_PATH)
+}
+
+func statx(dirfd int, path string, flags int) (fileID, int64, error) {
 	var sx unix.Statx_t
-	if unix.Statx(unix.AT_FDCWD, path, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_BTIME, &sx) == nil && sx.Mask&unix.STATX_BTIME != 0 {
-		return ino, sx.Btime.Sec*1e9 + int64(sx.Btime.Nsec)
+	if err := unix.Statx(dirfd, path, flags, unix.STATX_INO|unix.STATX_SIZE|unix.STATX_BTIME, &sx); err != nil {
+		return fileID{}, 0, &os.PathError{Op: "statx", Path: path, Err: err}
 	}
-	return ino, 0
+	id := fileID{ino: sx.Ino}
+	if sx.Mask&unix.STATX_BTIME != 0 {
+		id.born = sx.Btime.Sec*1e9 + int64(sx.Btime.Nsec)
+	}
+	return id, int64(sx.Size), nil
 }
 
 // Load reads a saved position; a missing file is the zero position.
