@@ -207,3 +207,15 @@ func ReadEvents(path string) ([]Event, error) {
 	}
 	return out, nil
 }
+
+// FreeAddress returns a loopback host:port that nothing listens on now,
+// for a server a test starts in another process.
+func FreeAddress(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -22,9 +21,7 @@ import (
 func TestKeeperServesMetrics(t *testing.T) {
 	root := t.TempDir()
 	log := filepath.Join(root, "var/log/podhook/podhook.log")
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
+	addr := harness.FreeAddress(t)
 	keep := func() (*exec.Cmd, *harness.SyncBuffer) {
 		var out harness.SyncBuffer
 		cmd := exec.Command(podhook, "install", "--keep", "--interface", "nri", "--install-dir", filepath.Join(root, "opt/podhook"),
@@ -97,9 +94,7 @@ func TestKeeperServesMetrics(t *testing.T) {
 func TestKeeperEventsCounted(t *testing.T) {
 	root := t.TempDir()
 	log := filepath.Join(root, "var/log/podhook/podhook.log")
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := l.Addr().String()
-	l.Close()
+	addr := harness.FreeAddress(t)
 	hooks := filepath.Join(root, "hooks.d")
 	cmd := exec.Command(podhook, "install", "--keep", "--keep-interval", "50ms", "--install-dir", filepath.Join(root, "opt/podhook"),
 		"--hooks-dir", hooks, "--metrics-address", addr, "--log-file", log)
