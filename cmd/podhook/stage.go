@@ -104,7 +104,7 @@ func runStage(std stdio, st hook.Stage, start time.Time, args stageArgs, argsErr
 	// hook's stderr to the operator (kubectl describe), so the reason a
 	// container stopped comes first and the notes after it.
 	var notes notes
-	log, closeLog := openLog(cfg.Config, std.errOut, &notes)
+	log, closeLog := openLog(cfg.Config, std.errOut, notes.add)
 	defer closeLog()
 	if cfg.Err != nil {
 		log = log.With(slog.String("config_error", cfg.Err.Error()+"; using the built-in safe defaults"))
@@ -127,12 +127,6 @@ func runStage(std stdio, st hook.Stage, start time.Time, args stageArgs, argsErr
 type notes []string
 
 func (n *notes) add(s string) { *n = append(*n, s) }
-
-// Write takes a line written for stderr ("podhook: ...\n") as a note.
-func (n *notes) Write(p []byte) (int, error) {
-	n.add(strings.TrimSuffix(strings.TrimPrefix(string(p), "podhook: "), "\n"))
-	return len(p), nil
-}
 
 // after joins the notes after a lead: "lead; note; note".
 func (n notes) after(lead string) string {
@@ -171,11 +165,10 @@ type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
-// openLog returns the JSON-lines logger the configuration asks for. A log
-// that cannot be opened is reported on stderr; the decision stands.
-// Records go to stderr when log_file is "-"; problems with the log are
-// told to report.
-func openLog(cfg config.Config, stderr, report io.Writer) (*slog.Logger, func()) {
+// openLog returns the JSON-lines logger the configuration asks for.
+// Records go to stderr when log_file is "-". A log that cannot be opened
+// or written is told to note (the decision stands).
+func openLog(cfg config.Config, stderr io.Writer, note func(string)) (*slog.Logger, func()) {
 	level, _ := config.ParseLevel(cfg.LogLevel) // validated
 	var w io.Writer
 	closeFn := func() {}
@@ -187,10 +180,10 @@ func openLog(cfg config.Config, stderr, report io.Writer) (*slog.Logger, func())
 	default:
 		f, err := logfile.Open(cfg.LogFile, int64(cfg.LogMaxSize), *cfg.LogMaxBackups)
 		if err != nil {
-			fmt.Fprintf(report, "podhook: cannot write the log (the decision stands): %v\n", err)
+			note(fmt.Sprintf("cannot write the log (the decision stands): %v", err))
 			return slog.New(slog.DiscardHandler), closeFn
 		}
-		w = &reportingWriter{w: f, stderr: report}
+		w = &reportingWriter{w: f, note: note}
 		closeFn = func() { f.Close() }
 	}
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: utcTime})), closeFn
@@ -206,20 +199,20 @@ func utcTime(groups []string, a slog.Attr) slog.Attr {
 	return a
 }
 
-// reportingWriter passes records to the log file and says on stderr when a
-// write fails, since slog drops handler errors.
+// reportingWriter passes records to the log file and notes a write that
+// fails, since slog drops handler errors.
 type reportingWriter struct {
-	w      io.Writer
-	stderr io.Writer
+	w    io.Writer
+	note func(string)
 }
 
 func (r *reportingWriter) Write(p []byte) (int, error) {
 	n, err := r.w.Write(p)
 	switch {
 	case errors.Is(err, logfile.ErrLockTimeout):
-		fmt.Fprintf(r.stderr, "podhook: log: %v\n", err)
+		r.note(fmt.Sprintf("log: %v", err))
 	case err != nil:
-		fmt.Fprintf(r.stderr, "podhook: cannot write the log (the decision stands): %v\n", err)
+		r.note(fmt.Sprintf("cannot write the log (the decision stands): %v", err))
 	}
 	return n, err
 }
