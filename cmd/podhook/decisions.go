@@ -8,7 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -90,11 +90,7 @@ func decisionsCommand(flags []cli.Flag) *cli.Command {
 
 // showDecisions prints the records of every kept file, oldest file first.
 func showDecisions(path string, backups int, filter decisionFilter, out *decisionPrinter) error {
-	for i := backups; i >= 0; i-- {
-		p := path
-		if i > 0 {
-			p += "." + strconv.Itoa(i)
-		}
+	for _, p := range slices.Backward(logtail.Names(path, backups)) {
 		b, err := os.ReadFile(p)
 		if os.IsNotExist(err) {
 			continue

@@ -173,10 +173,13 @@ func (f *Follower) successor() (fileID, bool) {
 	return fileID{}, true
 }
 
-func (f *Follower) names() []string {
-	out := []string{f.Path}
-	for i := 1; i <= f.Backups; i++ {
-		out = append(out, f.Path+"."+strconv.Itoa(i))
+func (f *Follower) names() []string { return Names(f.Path, f.Backups) }
+
+// Names are the log's files, newest first: path, path.1 ... path.backups.
+func Names(path string, backups int) []string {
+	out := []string{path}
+	for i := 1; i <= backups; i++ {
+		out = append(out, path+"."+strconv.Itoa(i))
 	}
 	return out
 }
