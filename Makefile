@@ -47,7 +47,8 @@ test: lint check-generate unit manifests fuzz ## everything: lint, generated cod
 unit: ## unit and integration tests, with the race detector
 	$(GO) test -race -count=1 ./...
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet, and no build output tracked by git
+	@bash .ci/check-tracked
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags e2e,containerd ./test/...
