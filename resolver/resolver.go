@@ -3,8 +3,9 @@ package resolver
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/podhook/podhook/internal/safetext"
 )
 
 // Where an identity's pod fields came from.
@@ -288,13 +289,7 @@ func crossCheckCgroup(uid, cgroupsPath string) string {
 
 // q quotes a value for a conflict line, cut to a length a log line and a
 // request can carry: a pod's author chooses these values.
-func q(v string) string {
-	const keep = 128
-	if len(v) <= keep {
-		return strconv.Quote(v)
-	}
-	return strconv.Quote(v[:keep]) + fmt.Sprintf("... (%d bytes)", len(v))
-}
+func q(v string) string { return safetext.Quote(v) }
 
 // IsDNS1123Label reports whether s is a valid Kubernetes namespace name
 // (RFC 1123 label: lower-case alphanumerics and '-', at most 63).

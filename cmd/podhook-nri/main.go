@@ -74,6 +74,14 @@ func newApp(stdout io.Writer) *cli.App {
 				}
 				hookCfg = hookCfg.Merge(f)
 			}
+			log := slog.New(slog.NewJSONHandler(w, nil))
+			// The hook refuses what this file gets wrong (a pattern that
+			// does not compile on its own, say) and decides with its safe
+			// defaults: say so here, and size the hooks for those.
+			if err := hookCfg.Validate(true); err != nil {
+				log.Error("hook configuration invalid: the hook will use its built-in safe defaults", "config", cfgPath(c), "config_error", err.Error())
+				hookCfg = hookCfg.Safe()
+			}
 			address, err := agentclient.UnderRoot(c.String("host-root"), hookCfg.AgentAddress)
 			if err != nil {
 				return err
@@ -111,8 +119,11 @@ func newApp(stdout io.Writer) *cli.App {
 				Hook:       hooksd.Options{Path: c.String("hook-path"), Args: args, Timeout: c.Int("hook-timeout"), AgentTimeout: hookCfg.Timeout.Duration()},
 				Agent:      catchUp,
 				Metrics:    metrics,
-				Log:        slog.New(slog.NewJSONHandler(w, nil)),
+				Log:        log,
 			})
 		},
 	}
 }
+
+// cfgPath is the hook's config file as this process reads it.
+func cfgPath(c *cli.Context) string { return filepath.Join(c.String("host-root"), c.String("config")) }

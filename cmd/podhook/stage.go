@@ -111,6 +111,9 @@ func runStage(std stdio, st hook.Stage, start time.Time, args stageArgs, argsErr
 		notes.add(fmt.Sprintf("configuration invalid, using the built-in safe defaults: %v", cfg.Err))
 	}
 	res := hook.Run(context.Background(), in, agent, opts, log)
+	if res.PolicyErr != nil {
+		notes.add(fmt.Sprintf("fail-allow policy invalid, the safe one decided: %v", res.PolicyErr))
+	}
 	if !res.Allow {
 		return &stopError{reason: notes.after(res.Reason)}
 	}

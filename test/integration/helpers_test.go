@@ -20,7 +20,7 @@ import (
 	"github.com/podhook/podhook/test/harness"
 )
 
-var podhook, agentBin, tetragonAgentBin string
+var podhook, agentBin, tetragonAgentBin, nriBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "podhook-bin-")
@@ -29,7 +29,9 @@ func TestMain(m *testing.M) {
 	}
 	os.Chmod(dir, 0o755) // one test runs the hook as an unprivileged user
 	podhook, agentBin, tetragonAgentBin = filepath.Join(dir, "podhook"), filepath.Join(dir, "podhook-agent"), filepath.Join(dir, "tetragonagent")
+	nriBin = filepath.Join(dir, "podhook-nri")
 	if err := harness.Build(map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent", tetragonAgentBin: "../tetragonagent",
+		nriBin: "../../cmd/podhook-nri",
 		filepath.Join(dir, "podhook-monitor"): "../../cmd/podhook-monitor"}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

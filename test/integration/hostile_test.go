@@ -1,0 +1,100 @@
+package integration
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// breakouts are fail-allow patterns that, wrapped as ^(?:p)$ without being
+// compiled on their own, close the anchoring group and match any
+// namespace.
+var breakouts = []string{`team-a)|(.*`, `x)|.*|(y`, `a)(.*`, `kube-system)|(`}
+
+// TestPatternBreakoutsRefused: each breakout is refused by the hook (which
+// then decides with its safe defaults), validate, install and podhook-nri.
+func TestPatternBreakoutsRefused(t *testing.T) {
+	state, _ := bundle(t, "createRuntime", nil) // namespace payments
+	absent := "unix://" + filepath.Join(shortDir(t), "absent.sock")
+	for _, p := range breakouts {
+		t.Run(p, func(t *testing.T) {
+			args, log := hookArgs(t, "createRuntime", absent, "--fail-allow-namespace-regex", p)
+			r := runHook(t, state, args...)
+			line := oneLine(t, r.stderr)
+			if r.code != 1 || !strings.Contains(line, "invalid fail-allow pattern") {
+				t.Fatalf("hook: exit %d, stderr %q", r.code, r.stderr)
+			}
+			if rec := oneRecord(t, log); rec["decision"] != "deny" || rec["fail_open"] != false || rec["config_error"] == nil {
+				t.Fatalf("hook record %v", rec)
+			}
+
+			cfg := filepath.Join(t.TempDir(), "podhook-config.json")
+			b, _ := json.Marshal(map[string]any{"fail_allow_namespace_regex": []string{p}})
+			os.WriteFile(cfg, b, 0o600)
+			if r := runHook(t, nil, "validate", "--config", cfg); r.code != 1 || !strings.Contains(oneLine(t, r.stderr), "invalid fail-allow pattern") {
+				t.Fatalf("validate: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+			}
+
+			root := t.TempDir()
+			if r := runHook(t, nil, "install", "--host-root", root, "--fail-allow-namespace-regex", p); r.code != 1 || !strings.Contains(r.stderr, "invalid fail-allow pattern") {
+				t.Fatalf("install: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+			}
+			if entries, _ := os.ReadDir(root); len(entries) != 0 {
+				t.Fatalf("install refused the pattern but wrote %v", entries)
+			}
+
+			// podhook-nri reads the hook's config to size the hooks: it
+			// says the file is invalid before it reaches the runtime.
+			host := t.TempDir()
+			os.MkdirAll(filepath.Join(host, "etc/podhook"), 0o755)
+			os.WriteFile(filepath.Join(host, "etc/podhook/config.json"), b, 0o600)
+			rec := nriFirstRecord(t, "--host-root", host, "--config", "/etc/podhook/config.json",
+				"--socket", filepath.Join(shortDir(t), "absent-nri.sock"))
+			if rec["level"] != "ERROR" || !strings.Contains(rec["config_error"].(string), "invalid fail-allow pattern") {
+				t.Fatalf("podhook-nri's first record %v", rec)
+			}
+		})
+	}
+}
+
+// nriFirstRecord runs podhook-nri with args until it logs, and returns its
+// first record.
+func nriFirstRecord(t *testing.T, args ...string) map[string]any {
+	t.Helper()
+	cmd := exec.Command(nriBin, args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	lines := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		if sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	select {
+	case line, ok := <-lines:
+		if !ok {
+			t.Fatal("podhook-nri logged nothing")
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("podhook-nri: %q: %v", line, err)
+		}
+		return rec
+	case <-time.After(30 * time.Second):
+		t.Fatal("podhook-nri logged nothing in 30 s")
+	}
+	return nil
+}
