@@ -97,9 +97,11 @@ func (c *Client) Connect() { c.conn.Connect() }
 func (c *Client) Close() error { return c.conn.Close() }
 
 // CreateContainer asks the agent about a container. A DENY verdict is
-// returned as a *DeniedError (errors.Is(err, ErrDenied)) with the response;
-// a verdict this client does not know wraps ErrAgent (an agent newer than
-// the hook, or a broken one: the fail check decides, never ALLOW).
+// returned as a *DeniedError (errors.Is(err, ErrDenied)) with the response.
+// So is a verdict this client does not know (an agent newer than the hook,
+// or a broken one), as podhook's own denial naming the number: the agent is
+// up and answered, so this is no case for the fail check, whose exemptions
+// are for an agent that gave no answer.
 func (c *Client) CreateContainer(ctx context.Context, req *agentv1.CreateContainerRequest) (*agentv1.CreateContainerResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -113,7 +115,7 @@ func (c *Client) CreateContainer(ctx context.Context, req *agentv1.CreateContain
 	case agentv1.Verdict_VERDICT_DENY:
 		return resp, &DeniedError{Reason: resp.GetReason()}
 	default:
-		return resp, fmt.Errorf("%w: unknown verdict %d", ErrAgent, int32(v))
+		return resp, &DeniedError{ByHook: true, Reason: unknownVerdict(int32(v), resp.GetReason())}
 	}
 }
 
@@ -176,4 +178,14 @@ func PeerCred(c net.Conn) (*unix.Ucred, error) {
 		return nil, fmt.Errorf("peer check: %w", credErr)
 	}
 	return cred, nil
+}
+
+// unknownVerdict is the reason podhook gives for a verdict it does not
+// know, with the agent's own reason when it gave one.
+func unknownVerdict(v int32, reason string) string {
+	r := fmt.Sprintf("the agent answered verdict %d, which this podhook does not know", v)
+	if reason != "" {
+		r += " (its reason: " + reason + ")"
+	}
+	return r
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/podhook/podhook/agentclient/agentv1"
@@ -21,7 +22,8 @@ func (a verdictAgent) CreateContainer(context.Context, *agentv1.CreateContainerR
 }
 
 // TestVerdicts: ALLOW and DENY mean what they say; a verdict the client
-// does not know is an agent error (the fail check decides), never ALLOW.
+// does not know is podhook's own DENY naming the number, never ALLOW and
+// never a case for the fail check.
 func TestVerdicts(t *testing.T) {
 	tests := map[string]struct {
 		verdict agentv1.Verdict
@@ -29,7 +31,7 @@ func TestVerdicts(t *testing.T) {
 	}{
 		"allow":   {agentv1.Verdict_VERDICT_ALLOW, nil},
 		"deny":    {agentv1.Verdict_VERDICT_DENY, ErrDenied},
-		"unknown": {agentv1.Verdict(7), ErrAgent},
+		"unknown": {agentv1.Verdict(7), ErrDenied},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -43,8 +45,10 @@ func TestVerdicts(t *testing.T) {
 			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
-			if name == "unknown" && Kind(err) != "agent_error" {
-				t.Fatalf("kind %q", Kind(err))
+			var d *DeniedError
+			if name == "unknown" && (Kind(err) != "denied" || !errors.As(err, &d) || !d.ByHook ||
+				!strings.Contains(d.Reason, "verdict 7") || !strings.Contains(d.Reason, "because")) {
+				t.Fatalf("kind %q, err %v", Kind(err), err)
 			}
 		})
 	}

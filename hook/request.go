@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/podhook/podhook/agentclient/agentv1"
+	"github.com/podhook/podhook/internal/safetext"
 	"github.com/podhook/podhook/resolver"
 )
 
@@ -41,6 +42,9 @@ func (inv *Invocation) container() *agentv1.Container {
 		Annotations:         inv.Annotations,
 		CgroupsPathExpanded: inv.Cgroups,
 	}
+	if inv.SpecErr != nil {
+		c.SpecError = safetext.Line(inv.SpecErr.Error(), safetext.Keep)
+	}
 	if s := inv.Spec; s != nil {
 		c.Rootfs = s.Rootfs(inv.State.Bundle)
 		c.CgroupsPath = s.CgroupsPath()
@@ -65,7 +69,7 @@ func (inv *Invocation) pod() (*agentv1.Pod, *agentv1.Identity) {
 func (inv *Invocation) CreateRequest() *agentv1.CreateContainerRequest {
 	pod, ident := inv.pod()
 	req := &agentv1.CreateContainerRequest{
-		ProtocolVersion: agentv1.ProtocolVersion_PROTOCOL_VERSION_2,
+		ProtocolVersion: agentv1.ProtocolVersion_PROTOCOL_VERSION_3,
 		Stage:           string(inv.Stage),
 		HookStartTime:   timestamppb.New(inv.Start),
 		Container:       inv.container(),
@@ -81,7 +85,7 @@ func (inv *Invocation) CreateRequest() *agentv1.CreateContainerRequest {
 func (inv *Invocation) StopRequest() *agentv1.StopContainerRequest {
 	pod, ident := inv.pod()
 	req := &agentv1.StopContainerRequest{
-		ProtocolVersion: agentv1.ProtocolVersion_PROTOCOL_VERSION_2,
+		ProtocolVersion: agentv1.ProtocolVersion_PROTOCOL_VERSION_3,
 		Stage:           string(inv.Stage),
 		HookStartTime:   timestamppb.New(inv.Start),
 		Container:       inv.container(),

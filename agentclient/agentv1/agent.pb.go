@@ -43,6 +43,8 @@ const (
 	// CreateContainerRequest.already_running (with stage "sync"). An agent
 	// built against revision 1 ignores the new fields and keeps working.
 	ProtocolVersion_PROTOCOL_VERSION_2 ProtocolVersion = 2
+	// PROTOCOL_VERSION_3 adds Container.spec_error.
+	ProtocolVersion_PROTOCOL_VERSION_3 ProtocolVersion = 3
 )
 
 // Enum value maps for ProtocolVersion.
@@ -51,11 +53,13 @@ var (
 		0: "PROTOCOL_VERSION_UNSPECIFIED",
 		1: "PROTOCOL_VERSION_1",
 		2: "PROTOCOL_VERSION_2",
+		3: "PROTOCOL_VERSION_3",
 	}
 	ProtocolVersion_value = map[string]int32{
 		"PROTOCOL_VERSION_UNSPECIFIED": 0,
 		"PROTOCOL_VERSION_1":           1,
 		"PROTOCOL_VERSION_2":           2,
+		"PROTOCOL_VERSION_3":           3,
 	}
 )
 
@@ -88,7 +92,9 @@ func (ProtocolVersion) EnumDescriptor() ([]byte, []int) {
 
 // Verdict is the agent's answer. Its zero value is ALLOW, so an agent that
 // returns an empty response lets the container start. A value podhook does
-// not know is an agent error, decided by the fail check, never ALLOW.
+// not know stops the container, whatever its namespace, with the number in
+// the reason: the agent is up and answered, so the fail check (which is for
+// an agent that gave no answer) never lets it fail open.
 type Verdict int32
 
 const (
@@ -254,7 +260,14 @@ type Container struct {
 	// gRPC server's default limit): one line per trimmed field, e.g.
 	// "annotations: kept 12 of 40". The identity and the other fields are
 	// never trimmed. Since PROTOCOL_VERSION_2.
-	Truncated     []string `protobuf:"bytes,16,rep,name=truncated,proto3" json:"truncated,omitempty"`
+	Truncated []string `protobuf:"bytes,16,rep,name=truncated,proto3" json:"truncated,omitempty"`
+	// spec_error is set when podhook could not use the bundle's config.json
+	// (missing, unreadable, too large, or not valid JSON): annotations then
+	// come from the OCI state, and rootfs, cgroups_path, mounts and args are
+	// empty because podhook could not read them, not because the container
+	// has none. The identity is resolved from the state's annotations as
+	// usual. Since PROTOCOL_VERSION_3.
+	SpecError     string `protobuf:"bytes,17,opt,name=spec_error,json=specError,proto3" json:"spec_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -399,6 +412,13 @@ func (x *Container) GetTruncated() []string {
 		return x.Truncated
 	}
 	return nil
+}
+
+func (x *Container) GetSpecError() string {
+	if x != nil {
+		return x.SpecError
+	}
+	return ""
 }
 
 // Pod is the Kubernetes identity of the container's pod. podhook fills it
@@ -856,7 +876,7 @@ const file_agent_proto_rawDesc = "" +
 	"\vdestination\x18\x01 \x01(\tR\vdestination\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x16\n" +
 	"\x06source\x18\x03 \x01(\tR\x06source\x12\x18\n" +
-	"\aoptions\x18\x04 \x03(\tR\aoptions\"\xb4\x04\n" +
+	"\aoptions\x18\x04 \x03(\tR\aoptions\"\xd3\x04\n" +
 	"\tContainer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -874,7 +894,9 @@ const file_agent_proto_rawDesc = "" +
 	"\x06mounts\x18\r \x03(\v2\x17.podhook.agent.v1.MountR\x06mounts\x12\x12\n" +
 	"\x04args\x18\x0e \x03(\tR\x04args\x12\x16\n" +
 	"\x06status\x18\x0f \x01(\tR\x06status\x12\x1c\n" +
-	"\ttruncated\x18\x10 \x03(\tR\ttruncated\x1a>\n" +
+	"\ttruncated\x18\x10 \x03(\tR\ttruncated\x12\x1d\n" +
+	"\n" +
+	"spec_error\x18\x11 \x01(\tR\tspecError\x1a>\n" +
 	"\x10AnnotationsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"h\n" +
@@ -906,11 +928,12 @@ const file_agent_proto_rawDesc = "" +
 	"\tcontainer\x18\x04 \x01(\v2\x1b.podhook.agent.v1.ContainerR\tcontainer\x12'\n" +
 	"\x03pod\x18\x05 \x01(\v2\x15.podhook.agent.v1.PodR\x03pod\x126\n" +
 	"\bidentity\x18\x06 \x01(\v2\x1a.podhook.agent.v1.IdentityR\bidentity\"\x17\n" +
-	"\x15StopContainerResponse*c\n" +
+	"\x15StopContainerResponse*{\n" +
 	"\x0fProtocolVersion\x12 \n" +
 	"\x1cPROTOCOL_VERSION_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12PROTOCOL_VERSION_1\x10\x01\x12\x16\n" +
-	"\x12PROTOCOL_VERSION_2\x10\x02*.\n" +
+	"\x12PROTOCOL_VERSION_2\x10\x02\x12\x16\n" +
+	"\x12PROTOCOL_VERSION_3\x10\x03*.\n" +
 	"\aVerdict\x12\x11\n" +
 	"\rVERDICT_ALLOW\x10\x00\x12\x10\n" +
 	"\fVERDICT_DENY\x10\x012\xd1\x01\n" +

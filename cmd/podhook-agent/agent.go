@@ -24,6 +24,7 @@ import (
 
 	"github.com/podhook/podhook/agentclient"
 	"github.com/podhook/podhook/agentclient/agentv1"
+	"github.com/podhook/podhook/internal/safetext"
 )
 
 // Config configures the reference agent.
@@ -40,6 +41,9 @@ type Config struct {
 	Delay          time.Duration
 	// ErrorCode, when not OK, is the gRPC status every call answers with.
 	ErrorCode codes.Code
+	// Log gets one line for each request that says something is missing
+	// from it (config.json not used); nil for none.
+	Log io.Writer
 }
 
 // agent implements agentv1.AgentServer.
@@ -61,8 +65,20 @@ func (a *agent) CreateContainer(ctx context.Context, req *agentv1.CreateContaine
 		// up): the verdict cannot stop it.
 		event = "already_running"
 	}
+	a.note(req.GetContainer())
 	a.record("CreateContainer", event, req, resp)
 	return resp, nil
+}
+
+// note logs what podhook said it could not tell about a container.
+func (a *agent) note(c *agentv1.Container) {
+	if a.cfg.Log == nil || c.GetSpecError() == "" {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	fmt.Fprintf(a.cfg.Log, "podhook-agent: container %s: podhook did not use its config.json (%s): its mounts, args and rootfs are unknown\n",
+		safetext.Line(c.GetId(), safetext.Keep), safetext.Line(c.GetSpecError(), safetext.Keep))
 }
 
 // decide is the reference policy, in order:
@@ -108,6 +124,7 @@ func (a *agent) StopContainer(ctx context.Context, req *agentv1.StopContainerReq
 	if err := a.wait(ctx); err != nil {
 		return nil, err
 	}
+	a.note(req.GetContainer())
 	a.record("StopContainer", "stop", req, nil)
 	return &agentv1.StopContainerResponse{}, nil
 }

@@ -34,6 +34,9 @@ func TestDecide(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			resp := (&agent{cfg: tc.cfg}).decide(tc.req)
+			if v := resp.GetVerdict(); v != agentv1.Verdict_VERDICT_ALLOW && v != agentv1.Verdict_VERDICT_DENY {
+				t.Fatalf("the reference agent sent verdict %d, which podhook treats as a denial", v)
+			}
 			if deny := resp.GetVerdict() == agentv1.Verdict_VERDICT_DENY; deny != tc.deny || !strings.Contains(resp.GetReason(), tc.reason) {
 				t.Errorf("verdict %s reason %q, want deny=%v reason with %q", resp.GetVerdict(), resp.GetReason(), tc.deny, tc.reason)
 			}

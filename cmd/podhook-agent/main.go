@@ -54,6 +54,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				AllowUntrusted: c.Bool("allow-untrusted"),
 				AllowUIDs:      c.IntSlice("allow-uid"),
 				Delay:          c.Duration("delay"),
+				Log:            stderr,
 			}
 			if name := c.String("error-code"); name != "" {
 				var code codes.Code

@@ -40,7 +40,7 @@ func Request(c Container, now time.Time) *agentv1.CreateContainerRequest {
 	id := c.Identity
 	expanded, _ := resolver.ExpandCgroupsPath(c.CgroupsPath)
 	return &agentv1.CreateContainerRequest{
-		ProtocolVersion: agentv1.ProtocolVersion_PROTOCOL_VERSION_2,
+		ProtocolVersion: agentv1.ProtocolVersion_PROTOCOL_VERSION_3,
 		Stage:           Stage,
 		HookStartTime:   timestamppb.New(now),
 		AlreadyRunning:  true,

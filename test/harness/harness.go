@@ -151,9 +151,10 @@ type Event struct {
 	RPC     string `json:"rpc"`
 	Event   string `json:"event"`
 	Request struct {
-		Stage          string `json:"stage"`
-		AlreadyRunning bool   `json:"alreadyRunning"`
-		Container      struct {
+		ProtocolVersion string `json:"protocolVersion"`
+		Stage           string `json:"stage"`
+		AlreadyRunning  bool   `json:"alreadyRunning"`
+		Container       struct {
 			ID                  string            `json:"id"`
 			Name                string            `json:"name"`
 			Type                string            `json:"type"`
@@ -166,6 +167,7 @@ type Event struct {
 			Annotations         map[string]string `json:"annotations"`
 			Mounts              []any             `json:"mounts"`
 			Truncated           []string          `json:"truncated"`
+			SpecError           string            `json:"specError"`
 		} `json:"container"`
 		Pod struct {
 			Name      string `json:"name"`

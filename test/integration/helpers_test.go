@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -93,6 +94,7 @@ const fixtureID = "73aa9b92188892db6a87d9edd97a1d48e4c2ad7d27d4d8c21db6d5ced346b
 type agent struct {
 	socket, events string
 	cmd            *exec.Cmd
+	stderr         harness.SyncBuffer
 }
 
 // startAgent runs podhook-agent on a new socket and waits until it serves.
@@ -106,7 +108,7 @@ func startAgentAt(t *testing.T, socket string, args ...string) *agent {
 	t.Helper()
 	a := &agent{socket: socket, events: filepath.Join(shortDir(t), "events.jsonl")}
 	a.cmd = exec.Command(agentBin, append([]string{"--socket", a.socket, "--events", a.events}, args...)...)
-	a.cmd.Stderr = os.Stderr
+	a.cmd.Stderr = io.MultiWriter(os.Stderr, &a.stderr)
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -9,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/podhook/podhook/agentclient/agentv1"
+	"github.com/podhook/podhook/test/harness"
 )
 
 // breakouts are fail-allow patterns that, wrapped as ^(?:p)$ without being
@@ -97,4 +101,84 @@ func nriFirstRecord(t *testing.T, args ...string) map[string]any {
 		t.Fatal("podhook-nri logged nothing in 30 s")
 	}
 	return nil
+}
+
+// verdictAgent answers every create with one verdict and reason.
+type verdictAgent struct {
+	agentv1.UnimplementedAgentServer
+	verdict agentv1.Verdict
+	got     chan *agentv1.CreateContainerRequest
+}
+
+func (a verdictAgent) CreateContainer(_ context.Context, req *agentv1.CreateContainerRequest) (*agentv1.CreateContainerResponse, error) {
+	a.got <- req
+	return &agentv1.CreateContainerResponse{Verdict: a.verdict, Reason: "from a newer agent"}, nil
+}
+
+// TestUnknownVerdictDenies: a live agent's verdict podhook does not know
+// stops the container in every namespace, exemptions included, and the
+// reason names the number.
+func TestUnknownVerdictDenies(t *testing.T) {
+	a := verdictAgent{verdict: agentv1.Verdict(7), got: make(chan *agentv1.CreateContainerRequest, 8)}
+	address, _ := harness.ServeAgent(t, a)
+	state, _ := bundle(t, "createRuntime", nil) // payments
+	for name, allow := range map[string][]string{
+		"not allowed":          nil,
+		"allowed by name":      {"--fail-allow-namespaces", "payments"},
+		"allowed by pattern":   {"--fail-allow-namespace-regex", "pay.*"},
+		"the agent's own":      {"--agent-namespace", "payments"},
+		"kube-system and more": {"--fail-allow-namespaces", "kube-system,payments"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			args, log := hookArgs(t, "createRuntime", address, allow...)
+			r := runHook(t, state, args...)
+			line := oneLine(t, r.stderr)
+			if r.code != 1 || !strings.Contains(line, "verdict 7") || !strings.Contains(line, "from a newer agent") {
+				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+			}
+			if req := <-a.got; req.GetPod().GetNamespace() != "payments" || !req.GetIdentity().GetTrusted() {
+				t.Fatalf("the agent received %v", req.GetPod())
+			}
+			rec := oneRecord(t, log)
+			if rec["decision"] != "deny" || rec["fail_open"] != false || rec["error_kind"] != "denied" || rec["msg"] != "container denied by podhook" {
+				t.Fatalf("record %v", rec)
+			}
+		})
+	}
+}
+
+// TestSpecErrorReachesAgent: when config.json cannot be used the agent is
+// told so in the request (and the reference agent logs it), so empty
+// mounts and args are not taken for a container that has none.
+func TestSpecErrorReachesAgent(t *testing.T) {
+	ag := startAgent(t)
+	state, dir := bundle(t, "createRuntime", nil)
+	os.WriteFile(filepath.Join(dir, "config.json"), []byte("{not json"), 0o600)
+	args, log := hookArgs(t, "createRuntime", ag.address())
+	if r := runHook(t, state, args...); r.code != 0 {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	evs := ag.readEvents(t)
+	if len(evs) != 1 {
+		t.Fatalf("events %+v", evs)
+	}
+	req := evs[0].Request
+	if req.Container.SpecError == "" || !strings.Contains(req.Container.SpecError, "config.json") || len(req.Container.Mounts) != 0 ||
+		req.Pod.Namespace != "payments" || !req.Identity.Trusted || req.ProtocolVersion != "PROTOCOL_VERSION_3" {
+		t.Fatalf("the agent received %+v", req)
+	}
+	if s := ag.stderr.String(); !strings.Contains(s, "container "+fixtureID+": podhook did not use its config.json") {
+		t.Fatalf("the reference agent's log: %q", s)
+	}
+	if rec := oneRecord(t, log); rec["spec_error"] == nil {
+		t.Fatalf("record %v", rec)
+	}
+
+	// A usable config.json: no spec_error.
+	state, _ = bundle(t, "createRuntime", nil)
+	args, _ = hookArgs(t, "createRuntime", ag.address())
+	runHook(t, state, args...)
+	if evs := ag.readEvents(t); len(evs) != 2 || evs[1].Request.Container.SpecError != "" || len(evs[1].Request.Container.Mounts) == 0 {
+		t.Fatalf("events %+v", evs)
+	}
 }
