@@ -12,6 +12,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/podhook/podhook/agentclient/agentv1"
+	"github.com/podhook/podhook/internal/safetext"
 )
 
 // Default deadlines. A stop changes nothing for the container, so its call
@@ -96,6 +97,10 @@ func (c *Client) Connect() { c.conn.Connect() }
 // Close releases the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
+// MaxReason bounds the agent's reason for a DENY as podhook repeats it (on
+// stderr, which the kubelet shows in events, and in the log).
+const MaxReason = 512
+
 // CreateContainer asks the agent about a container. A DENY verdict is
 // returned as a *DeniedError (errors.Is(err, ErrDenied)) with the response.
 // So is a verdict this client does not know (an agent newer than the hook,
@@ -113,7 +118,7 @@ func (c *Client) CreateContainer(ctx context.Context, req *agentv1.CreateContain
 	case agentv1.Verdict_VERDICT_ALLOW:
 		return resp, nil
 	case agentv1.Verdict_VERDICT_DENY:
-		return resp, &DeniedError{Reason: resp.GetReason()}
+		return resp, &DeniedError{Reason: safetext.Cut(resp.GetReason(), MaxReason)}
 	default:
 		return resp, &DeniedError{ByHook: true, Reason: unknownVerdict(int32(v), resp.GetReason())}
 	}
@@ -185,7 +190,7 @@ func PeerCred(c net.Conn) (*unix.Ucred, error) {
 func unknownVerdict(v int32, reason string) string {
 	r := fmt.Sprintf("the agent answered verdict %d, which this podhook does not know", v)
 	if reason != "" {
-		r += " (its reason: " + reason + ")"
+		r += " (its reason: " + safetext.Cut(reason, safetext.Keep) + ")"
 	}
 	return r
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/podhook/podhook/agentclient"
 	"github.com/podhook/podhook/internal/nspattern"
+	"github.com/podhook/podhook/internal/safetext"
 	"github.com/podhook/podhook/resolver"
 )
 
@@ -124,12 +125,12 @@ func FailCheck(agentErr error, id resolver.Identity, p, safe Policy) Decision {
 	case id.Runtime == resolver.Unknown || id.PodNamespace == "":
 		d.Reason = fmt.Sprintf("%v; no pod namespace (runtime %s): failing closed", agentErr, id.Runtime)
 	case !id.Trusted:
-		d.Reason = fmt.Sprintf("%v; identity of namespace %q is not trusted (identity_conflict): failing closed", agentErr, id.PodNamespace)
+		d.Reason = fmt.Sprintf("%v; identity of namespace %s is not trusted (identity_conflict): failing closed", agentErr, safetext.Quote(id.PodNamespace))
 	case match == "":
-		d.Reason = fmt.Sprintf("%v; namespace %q is not on the fail-allow list: failing closed", agentErr, id.PodNamespace)
+		d.Reason = fmt.Sprintf("%v; namespace %s is not on the fail-allow list: failing closed", agentErr, safetext.Quote(id.PodNamespace))
 	default:
 		d = Decision{Allow: true, FailOpen: true, Level: slog.LevelWarn, PolicyErr: policyErr,
-			Reason: fmt.Sprintf("%v; namespace %q allowed by %q: failing open", agentErr, id.PodNamespace, match)}
+			Reason: fmt.Sprintf("%v; namespace %s allowed by %s: failing open", agentErr, safetext.Quote(id.PodNamespace), safetext.Quote(match))}
 	}
 	return d
 }

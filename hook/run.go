@@ -11,6 +11,7 @@ import (
 
 	"github.com/podhook/podhook/agentclient"
 	"github.com/podhook/podhook/agentclient/agentv1"
+	"github.com/podhook/podhook/internal/safetext"
 	"github.com/podhook/podhook/resolver"
 )
 
@@ -149,15 +150,15 @@ func logResult(ctx context.Context, log *slog.Logger, opts Options, res Result, 
 	if inv := res.Invocation; inv != nil {
 		id := inv.Identity
 		attrs = append(attrs,
-			slog.String("container_id", inv.State.ID),
-			slog.String("pod_namespace", id.PodNamespace),
-			slog.String("pod_name", id.PodName),
-			slog.String("pod_uid", id.PodUID),
-			slog.String("container_name", id.ContainerName),
-			slog.String("container_type", id.ContainerType),
+			value("container_id", inv.State.ID),
+			value("pod_namespace", id.PodNamespace),
+			value("pod_name", id.PodName),
+			value("pod_uid", id.PodUID),
+			value("container_name", id.ContainerName),
+			value("container_type", id.ContainerType),
 			slog.String("runtime", string(id.Runtime)),
 			slog.Int("pid", inv.State.Pid),
-			slog.String("cgroups_path", inv.Cgroups),
+			value("cgroups_path", inv.Cgroups),
 			slog.Bool("identity_trusted", id.Trusted),
 			slog.String("identity_source", id.Source),
 		)
@@ -165,13 +166,13 @@ func logResult(ctx context.Context, log *slog.Logger, opts Options, res Result, 
 			attrs = append(attrs, slog.Any("identity_conflict", id.Conflicts))
 		}
 		if inv.SpecErr != nil {
-			attrs = append(attrs, slog.String("spec_error", inv.SpecErr.Error()+" (using the state's annotations)"))
+			attrs = append(attrs, message("spec_error", inv.SpecErr.Error()+" (using the state's annotations)"))
 		}
 		if len(inv.Truncated) > 0 {
 			attrs = append(attrs, slog.Any("truncated", inv.Truncated))
 		}
 		if inv.CgroupsErr != nil {
-			attrs = append(attrs, slog.String("cgroups_error", inv.CgroupsErr.Error()))
+			attrs = append(attrs, message("cgroups_error", inv.CgroupsErr.Error()))
 		}
 	}
 	decision := "allow"
@@ -180,13 +181,13 @@ func logResult(ctx context.Context, log *slog.Logger, opts Options, res Result, 
 	}
 	attrs = append(attrs, slog.String("decision", decision), slog.Bool("fail_open", res.FailOpen))
 	if res.Reason != "" {
-		attrs = append(attrs, slog.String("reason", res.Reason))
+		attrs = append(attrs, message("reason", res.Reason))
 	}
 	if res.AgentErr != nil {
-		attrs = append(attrs, slog.String("error", res.AgentErr.Error()), slog.String("error_kind", errorKind(res.AgentErr)))
+		attrs = append(attrs, message("error", res.AgentErr.Error()), slog.String("error_kind", errorKind(res.AgentErr)))
 	}
 	if res.PolicyErr != nil {
-		attrs = append(attrs, slog.String("config_error", res.PolicyErr.Error()+"; using the safe fail-allow policy"))
+		attrs = append(attrs, message("config_error", res.PolicyErr.Error()+"; using the safe fail-allow policy"))
 	}
 	switch {
 	case res.Invocation == nil:
@@ -221,5 +222,17 @@ func noVerdict(err error) string {
 	}
 	return "agent unavailable"
 }
+
+// value is a record field holding one value from outside (a runtime's or
+// a pod's annotation, the state), cut to safetext.Keep bytes: a record's
+// size never follows what a pod's author wrote.
+func value(key, v string) slog.Attr { return slog.String(key, safetext.Cut(v, safetext.Keep)) }
+
+// MaxMessage bounds a record field that is a sentence (a reason, an
+// error): its values are already quoted with a bounded prefix; this also
+// bounds what an agent's reason or error text adds.
+const MaxMessage = 1024
+
+func message(key, v string) slog.Attr { return slog.String(key, safetext.Cut(v, MaxMessage)) }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -41,9 +42,30 @@ func LoadSpec(bundle string) (*Spec, error) {
 }
 
 // ParseSpec decodes the fields podhook uses from config.json's content.
+//
+// It gives what json.Unmarshal into Spec gives (keys matched as
+// encoding/json matches field names, case-insensitively; the last of
+// duplicated members wins) from one checking pass over the document:
+// annotations, the part a pod's author makes large, are never scanned by
+// encoding/json.
 func ParseSpec(b []byte) (*Spec, error) {
 	var s Spec
-	if err := json.Unmarshal(b, &s); err != nil {
+	err := members(b, func(key string, raw []byte, _ bool) error {
+		switch {
+		case strings.EqualFold(key, "annotations"):
+			return s.Annotations.UnmarshalJSON(raw)
+		case strings.EqualFold(key, "process"):
+			return json.Unmarshal(raw, &s.Process)
+		case strings.EqualFold(key, "root"):
+			return json.Unmarshal(raw, &s.Root)
+		case strings.EqualFold(key, "mounts"):
+			return json.Unmarshal(raw, &s.Mounts)
+		case strings.EqualFold(key, "linux"):
+			return json.Unmarshal(raw, &s.Linux)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrSpec, err)
 	}
 	return &s, nil

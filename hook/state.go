@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 )
 
 // MaxStateSize caps the OCI state read from stdin. CRI-O's is ~8 KB.
@@ -45,8 +46,38 @@ func ParseState(b []byte) (*State, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, fmt.Errorf("%w: empty input (the runtime passes the state on stdin)", ErrState)
 	}
+	// One checking pass; the annotations, which CRI-O repeats from
+	// config.json, are kept raw (as json.Unmarshal into State would).
 	var s State
-	if err := json.Unmarshal(b, &s); err != nil {
+	err := members(b, func(key string, raw []byte, escaped bool) error {
+		switch {
+		case strings.EqualFold(key, "annotations"):
+			s.Annotations = append(json.RawMessage(nil), raw...)
+			return nil
+		case strings.EqualFold(key, "pid"):
+			return json.Unmarshal(raw, &s.Pid)
+		}
+		var dst *string
+		switch {
+		case strings.EqualFold(key, "ociVersion"):
+			dst = &s.OCIVersion
+		case strings.EqualFold(key, "id"):
+			dst = &s.ID
+		case strings.EqualFold(key, "status"):
+			dst = &s.Status
+		case strings.EqualFold(key, "bundle"):
+			dst = &s.Bundle
+		default:
+			return nil
+		}
+		if raw[0] != '"' {
+			return json.Unmarshal(raw, dst) // null leaves it; else the type error
+		}
+		v, err := decodeString(raw, escaped)
+		*dst = v
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrState, err)
 	}
 	switch {

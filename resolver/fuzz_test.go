@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/podhook/podhook/internal/safetext"
 )
 
 // FuzzResolve checks properties an attacker who writes annotations must
@@ -83,19 +85,50 @@ func FuzzResolve(f *testing.F) {
 	})
 }
 
-// FuzzExpandCgroupsPath checks that expansion never panics and yields an
-// absolute, clean path.
+// FuzzExpandCgroupsPath checks that expansion never panics, yields an
+// absolute, clean path, and stays proportional to its input: a pod's author
+// chooses CRI-O's CgroupParent, which is expanded the same way.
 func FuzzExpandCgroupsPath(f *testing.F) {
-	for _, s := range []string{cgroupF, cgroupS, ":runc:x", "a-b.slice:p:c.slice"} {
+	for _, s := range []string{cgroupF, cgroupS, ":runc:x", "a-b.slice:p:c.slice", strings.Repeat("a-", 125) + "a.slice:p:c",
+		strings.Repeat("a-", 200) + "a.slice:p:c"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, p string) {
 		got, err := ExpandCgroupsPath(p)
-		if err != nil || got == "" {
+		if len(got) > proportional*len(p)+64 {
+			t.Fatalf("ExpandCgroupsPath of %d bytes gave %d bytes", len(p), len(got))
+		}
+		if err != nil {
+			if len(err.Error()) > 4*safetext.Keep+200 {
+				t.Fatalf("error of %d bytes for %d bytes of input", len(err.Error()), len(p))
+			}
+			return
+		}
+		if got == "" {
 			return
 		}
 		if !strings.HasPrefix(got, "/") || strings.Contains(got, "//") {
 			t.Fatalf("ExpandCgroupsPath(%q) = %q", p, got)
+		}
+	})
+}
+
+// proportional bounds an expansion's size per byte of input: a slice of
+// MaxUnitName bytes, "a-a-...-a.slice", expands to about 65 bytes per byte.
+const proportional = 70
+
+// FuzzExpandSlice: a slice name's expansion stays proportional to it.
+func FuzzExpandSlice(f *testing.F) {
+	for _, s := range []string{"-.slice", "a-b-c.slice", strings.Repeat("a-", 125) + "a.slice", strings.Repeat("a-", 32000) + "a.slice"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ExpandSlice(s)
+		if len(got) > proportional*len(s)+16 {
+			t.Fatalf("ExpandSlice of %d bytes gave %d bytes", len(s), len(got))
+		}
+		if err == nil && len(s) > MaxUnitName {
+			t.Fatalf("a slice name of %d bytes was expanded", len(s))
 		}
 	})
 }

@@ -278,8 +278,8 @@ func underCgroup(cgroupsPath, parent string) bool {
 // crossCheckCgroup checks that a Kubernetes pod cgroup names the pod UID:
 // "pod<uid>" under cgroupfs, "pod<uid with _ for ->" under systemd slices.
 func crossCheckCgroup(uid, cgroupsPath string) string {
-	if uid == "" || !strings.Contains(cgroupsPath, "kubepods") {
-		return ""
+	if !isUUID(uid) || !strings.Contains(cgroupsPath, "kubepods") {
+		return "" // a malformed UID is a conflict of its own
 	}
 	if strings.Contains(cgroupsPath, "pod"+uid) || strings.Contains(cgroupsPath, "pod"+strings.ReplaceAll(uid, "-", "_")) {
 		return ""

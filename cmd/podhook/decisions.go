@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/podhook/podhook/internal/logtail"
+	"github.com/podhook/podhook/internal/safetext"
 )
 
 // decisionRecord is what the decisions view shows of a record.
@@ -159,19 +160,19 @@ func (p *decisionPrinter) line(line []byte, filter decisionFilter) {
 	} else if r.Decision == "deny" {
 		decision = "DENY"
 	}
-	who := strings.Join([]string{orDash(r.PodNamespace), orDash(r.PodName), orDash(r.ContainerName)}, "/")
-	reason := r.Reason
-	if len(reason) > 100 {
-		reason = reason[:97] + "..."
-	}
-	fmt.Fprintf(p.tw, "%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339), r.Stage, decision, who, reason)
+	// Every field came from outside (a pod's names, an agent's reason):
+	// escaped, a newline cannot forge a row nor a tab shift a column, and
+	// no control sequence reaches the terminal.
+	who := strings.Join([]string{cell(r.PodNamespace), cell(r.PodName), cell(r.ContainerName)}, "/")
+	fmt.Fprintf(p.tw, "%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339), cell(r.Stage), cell(decision), who, safetext.Line(r.Reason, 100))
 }
 
 func (p *decisionPrinter) flush() { p.tw.Flush() }
 
-func orDash(s string) string {
+// cell is one field of the table: escaped, cut, "-" when empty.
+func cell(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return s
+	return safetext.Line(s, 80)
 }

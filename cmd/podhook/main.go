@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/podhook/podhook/internal/safetext"
 	versionpkg "github.com/podhook/podhook/internal/version"
 
 	"github.com/podhook/podhook/hook"
@@ -36,10 +38,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, start time.Ti
 				if d.Allow {
 					code = 0
 				}
-				fmt.Fprintf(stderr, "podhook: %s\n", cmp.Or(d.Reason, err.Error()))
+				say(stderr, cmp.Or(d.Reason, err.Error()))
 				return
 			}
-			fmt.Fprintf(stderr, "podhook: %v\n", err)
+			say(stderr, err.Error())
 		}
 	}()
 	var err error
@@ -55,12 +57,30 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, start time.Ti
 	}
 	var stop *stopError
 	if errors.As(err, &stop) {
-		fmt.Fprintf(stderr, "podhook: %s\n", stop.reason)
+		say(stderr, stop.reason)
 		return 1
 	}
-	fmt.Fprintf(stderr, "podhook: %v\n", err)
+	say(stderr, err.Error())
 	return 1
 }
+
+// MaxStderr bounds the one line podhook writes on stderr, newline
+// included: the runtime passes a failing hook's stderr to the kubelet,
+// which shows it in the pod's events.
+const MaxStderr = 1024
+
+// say writes msg as podhook's one stderr line: our own multi-line errors
+// (errors.Join) joined with "; ", then every control character escaped (a
+// reason or a name from outside cannot start a line of its own or reach a
+// terminal as a control sequence), cut to MaxStderr.
+func say(w io.Writer, msg string) {
+	const lead = "podhook: "
+	fmt.Fprintf(w, "%s%s\n", lead, safetext.Line(msg, MaxStderr-len(lead)-1))
+}
+
+// flat joins the lines of an error of ours (errors.Join) with "; ", so
+// that only text from outside is left to escape.
+func flat(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
 
 // stopError is returned by a stage command that stops the container.
 type stopError struct{ reason string }

@@ -108,19 +108,19 @@ func runStage(std stdio, st hook.Stage, start time.Time, args stageArgs, argsErr
 	defer closeLog()
 	if cfg.Err != nil {
 		log = log.With(slog.String("config_error", cfg.Err.Error()+"; using the built-in safe defaults"))
-		notes.add(fmt.Sprintf("configuration invalid, using the built-in safe defaults: %v", cfg.Err))
+		notes.add("configuration invalid, using the built-in safe defaults: " + flat(cfg.Err))
 	}
 	res := hook.Run(context.Background(), in, agent, opts, log)
 	if res.PolicyErr != nil {
-		notes.add(fmt.Sprintf("fail-allow policy invalid, the safe one decided: %v", res.PolicyErr))
+		notes.add("fail-allow policy invalid, the safe one decided: " + flat(res.PolicyErr))
 	}
 	if !res.Allow {
 		return &stopError{reason: notes.after(res.Reason)}
 	}
 	if !st.IsCreate() && res.Reason != "" {
-		fmt.Fprintf(std.errOut, "podhook: %s\n", notes.after(res.Reason))
+		say(std.errOut, notes.after(res.Reason))
 	} else if len(notes) > 0 {
-		fmt.Fprintf(std.errOut, "podhook: %s\n", notes.after(""))
+		say(std.errOut, notes.after(""))
 	}
 	return nil
 }

@@ -31,6 +31,16 @@ func Prefix(s string, n int) (string, bool) {
 	return s[:cut], true
 }
 
+// Cut returns s cut to its first n bytes, ending in "... (N bytes)" when it
+// was cut, for a field whose encoder escapes it (JSON).
+func Cut(s string, n int) string {
+	p, cut := Prefix(s, n)
+	if !cut {
+		return s
+	}
+	return fmt.Sprintf("%s... (%d bytes)", p, len(s))
+}
+
 // Quote quotes a value for a message: Go-quoted (so control characters and
 // invalid UTF-8 are escaped), cut to its first Keep bytes, with the
 // value's length when it was cut.

@@ -98,3 +98,12 @@ func FuzzLine(f *testing.F) {
 		}
 	})
 }
+
+func TestCut(t *testing.T) {
+	if got := Cut("short", 8); got != "short" {
+		t.Errorf("Cut(short) = %q", got)
+	}
+	if got := Cut(strings.Repeat("é", 10), 5); got != "éé... (20 bytes)" {
+		t.Errorf("Cut at a rune = %q", got)
+	}
+}

@@ -6,9 +6,10 @@ import (
 )
 
 func TestGate(t *testing.T) {
-	o := options{maxRatio: 1.35, maxBinary: 12_000_000, maxRSSKB: 12 << 10}
+	o := options{maxRatio: 1.35, maxBinary: 12_000_000, maxRSSKB: 12 << 10, maxHostileExtraKB: 8 << 10}
 	ok := Results{Ratios: map[string]float64{"hook/grpc-floor": 1.1}, BinaryBytes: 11_500_000}
-	by := map[string]Stats{"hook live, config 20K": {PeakRSSKB: 11 << 10}}
+	plain := Stats{PeakRSSKB: 11 << 10}
+	by := map[string]Stats{"hook live, config 20K": {PeakRSSKB: 11 << 10}, "hook live agent": plain, hostileRow: {PeakRSSKB: 15 << 10}}
 	if g := gate(o, ok, by); !g.Pass {
 		t.Fatalf("within bounds: %+v", g)
 	}
@@ -23,9 +24,14 @@ func TestGate(t *testing.T) {
 		"big RSS":    {Results{Ratios: map[string]float64{"hook/grpc-floor": 1}, BinaryBytes: 1}, 13 << 10, "peak RSS"},
 		"no RSS":     {Results{Ratios: map[string]float64{"hook/grpc-floor": 1}, BinaryBytes: 1}, 0, "peak RSS"},
 	} {
-		g := gate(o, tc.res, map[string]Stats{"hook live, config 20K": {PeakRSSKB: tc.rss}})
+		g := gate(o, tc.res, map[string]Stats{"hook live, config 20K": {PeakRSSKB: tc.rss}, "hook live agent": plain, hostileRow: {PeakRSSKB: 15 << 10}})
 		if g.Pass || len(g.Failed) != 1 || !strings.Contains(g.Failed[0], tc.want) {
 			t.Errorf("%s: %+v, want one failure about %s", name, g, tc.want)
 		}
+	}
+	// A hostile container's extra memory beyond the bound fails the gate.
+	by[hostileRow] = Stats{PeakRSSKB: plain.PeakRSSKB + 9<<10}
+	if g := gate(o, ok, by); g.Pass || len(g.Failed) != 1 || !strings.Contains(g.Failed[0], "hostile") {
+		t.Errorf("hostile RSS: %+v", g)
 	}
 }

@@ -40,6 +40,7 @@ type options struct {
 	quick, gate                   bool
 	maxRatio                      float64
 	maxBinary, maxRSSKB           int64
+	maxHostileExtraKB             int64
 }
 
 func main() {
@@ -56,6 +57,7 @@ func main() {
 	flag.Float64Var(&o.maxRatio, "max-ratio", 1.35, "gate: hook/grpc-floor median ratio, measured in the same run")
 	flag.Int64Var(&o.maxBinary, "max-binary", 12_000_000, "gate: stripped podhook binary, bytes")
 	flag.Int64Var(&o.maxRSSKB, "max-rss-kb", 12<<10, "gate: peak RSS of the hook with a 20 KB config.json, KiB")
+	flag.Int64Var(&o.maxHostileExtraKB, "max-hostile-extra-kb", 8<<10, "gate: peak RSS of the hostile 64K row above the plain one, KiB")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
@@ -125,12 +127,19 @@ func run(o options) error {
 	states := map[string]string{}
 	configBytes := map[string]int{}
 	for name, size := range sizes {
-		st, n, err := makeBundle(o.fixtures, filepath.Join(work, "bundle-"+name), size)
+		st, n, err := makeBundle(o.fixtures, filepath.Join(work, "bundle-"+name), size, nil)
 		if err != nil {
 			return err
 		}
 		states[name], configBytes[name] = st, n
 	}
+	// A pod's author at Kubernetes' limits: 64 KB in every identity and
+	// pass-through key (the reference agent denies the untrusted identity).
+	st, n, err := makeBundle(o.fixtures, filepath.Join(work, "bundle-hostile"), 0, harness.HostileAnnotations(64<<10))
+	if err != nil {
+		return err
+	}
+	states["hostile"], configBytes["hostile 64K"] = st, n
 	hook := func(name, state, address string, code int, extra ...string) command {
 		args := append([]string{o.podhook, "createRuntime", "--agent-address", "unix://" + address,
 			"--log-file", filepath.Join(work, "log", name+".log"), "--config", filepath.Join(work, "none.json")}, extra...)
@@ -147,10 +156,11 @@ func run(o options) error {
 		hook("hook live, config 20K", states["20K"], sock, 0),
 		hook("hook live, config 200K", states["200K"], sock, 0),
 		hook("hook live, config 2M", states["2M"], sock, 0),
+		hook(hostileRow, states["hostile"], sock, 1),
 	}
 	if o.quick {
 		cmds = slices.DeleteFunc(cmds, func(c command) bool {
-			return !slices.Contains([]string{"noop", "grpc-floor", "hook live agent", "hook live, config 20K"}, c.Name)
+			return !slices.Contains([]string{"noop", "grpc-floor", "hook live agent", "hook live, config 20K", hostileRow}, c.Name)
 		})
 	}
 	fmt.Fprintf(os.Stderr, "timing %d commands, %d warm-up + %d runs each, alternating...\n", len(cmds), o.warmup, o.runs)
@@ -188,6 +198,7 @@ func run(o options) error {
 	ratio("stale socket/grpc-floor", "hook stale socket", "grpc-floor")
 	ratio("config 2M/config 200K", "hook live, config 2M", "hook live, config 200K")
 	ratio("config 200K/config 20K", "hook live, config 200K", "hook live, config 20K")
+	ratio("hostile 64K/live agent", hostileRow, "hook live agent")
 	if o.gate {
 		res.Gate = gate(o, res, by)
 	}
@@ -204,6 +215,10 @@ func run(o options) error {
 	}
 	return nil
 }
+
+// hostileRow names the row of a container whose identity and pass-through
+// keys each carry 64 KB.
+const hostileRow = "hook live, hostile 64K values"
 
 // GateResult is the gate's verdict, kept in results.json.
 type GateResult struct {
@@ -229,6 +244,11 @@ func gate(o options, res Results, by map[string]Stats) *GateResult {
 	}
 	if rss := by["hook live, config 20K"].PeakRSSKB; rss == 0 || rss > o.maxRSSKB {
 		g.Failed = append(g.Failed, fmt.Sprintf("peak RSS %d KiB > %d", rss, o.maxRSSKB))
+	}
+	// What a pod's author writes costs in proportion: the hostile row's
+	// extra memory stays within a few MiB of the plain one's.
+	if h, p := by[hostileRow].PeakRSSKB, by["hook live agent"].PeakRSSKB; h == 0 || h > p+o.maxHostileExtraKB {
+		g.Failed = append(g.Failed, fmt.Sprintf("hostile 64K peak RSS %d KiB > %d + %d", h, p, o.maxHostileExtraKB))
 	}
 	g.Pass = len(g.Failed) == 0
 	return g
@@ -397,7 +417,7 @@ func report(w io.Writer, r Results) {
 			r.Burst["invocations"], r.Burst["total_ms"], r.Burst["p50_ms"], r.Burst["p99_ms"], r.Burst["max_ms"])
 	}
 	fmt.Fprintf(w, "binary: %.2f MB (%d bytes), stripped as shipped\n", float64(r.BinaryBytes)/1e6, r.BinaryBytes)
-	fmt.Fprintf(w, "config.json sizes: 8K=%d 20K=%d 200K=%d 2M=%d bytes\n", r.ConfigBytes["8K"], r.ConfigBytes["20K"], r.ConfigBytes["200K"], r.ConfigBytes["2M"])
+	fmt.Fprintf(w, "config.json sizes: 8K=%d 20K=%d 200K=%d 2M=%d hostile=%d bytes\n", r.ConfigBytes["8K"], r.ConfigBytes["20K"], r.ConfigBytes["200K"], r.ConfigBytes["2M"], r.ConfigBytes["hostile 64K"])
 	keys := make([]string, 0, len(r.Ratios))
 	for k := range r.Ratios {
 		keys = append(keys, k)
@@ -464,7 +484,7 @@ func waitSocket(path string) error {
 // makeBundle writes the fixture's config.json grown to at least size bytes
 // (more mounts and annotations, as a pod with many volumes has) and the
 // fixture's state pointing at it. It returns the state file and the size.
-func makeBundle(fixtures, dir string, size int) (string, int, error) {
+func makeBundle(fixtures, dir string, size int, extra map[string]string) (string, int, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", 0, err
 	}
@@ -478,6 +498,14 @@ func makeBundle(fixtures, dir string, size int) (string, int, error) {
 	}
 	mounts := spec["mounts"].([]any)
 	annotations := spec["annotations"].(map[string]any)
+	if len(extra) > 0 {
+		for k, v := range extra {
+			annotations[k] = v
+		}
+		if b, err = json.Marshal(spec); err != nil {
+			return "", 0, err
+		}
+	}
 	for i := 0; len(b) < size; i++ {
 		for j := range 50 {
 			k := i*50 + j

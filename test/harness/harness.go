@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -220,4 +221,26 @@ func FreeAddress(t testing.TB) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// HostileAnnotations are the annotations a pod's author can make as costly
+// as Kubernetes lets them be, each value size bytes: every runtime's
+// identity keys, the containerd marker, and CRI-O's pass-through keys, with
+// CgroupParent a slice name of size bytes ("a-a-...-a.slice", whose naive
+// expansion grows with the square of its length). Applied over a real
+// container's annotations, they leave CRI-O's marker in place.
+func HostileAnnotations(size int) map[string]string {
+	value := strings.Repeat("a-", (size-1)/2) + "a"
+	slice := strings.Repeat("a-", (size-7)/2) + "a.slice"
+	a := map[string]string{"io.kubernetes.cri-o.CgroupParent": slice}
+	for _, k := range []string{
+		"io.kubernetes.pod.name", "io.kubernetes.pod.namespace", "io.kubernetes.pod.uid", "io.kubernetes.container.name",
+		"io.kubernetes.cri.sandbox-name", "io.kubernetes.cri.sandbox-namespace", "io.kubernetes.cri.sandbox-uid",
+		"io.kubernetes.cri.container-name", "io.kubernetes.cri.sandbox-id",
+		"io.kubernetes.cri-o.Namespace", "io.kubernetes.cri-o.KubeName", "io.kubernetes.cri-o.ContainerName",
+		"io.kubernetes.cri-o.HostName",
+	} {
+		a[k] = value
+	}
+	return a
 }

@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 	podhook, agentBin, tetragonAgentBin = filepath.Join(dir, "podhook"), filepath.Join(dir, "podhook-agent"), filepath.Join(dir, "tetragonagent")
 	nriBin = filepath.Join(dir, "podhook-nri")
 	if err := harness.Build(map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent", tetragonAgentBin: "../tetragonagent",
-		nriBin: "../../cmd/podhook-nri",
+		nriBin:                                "../../cmd/podhook-nri",
 		filepath.Join(dir, "podhook-monitor"): "../../cmd/podhook-monitor"}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

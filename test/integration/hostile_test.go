@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,19 +108,20 @@ func nriFirstRecord(t *testing.T, args ...string) map[string]any {
 type verdictAgent struct {
 	agentv1.UnimplementedAgentServer
 	verdict agentv1.Verdict
+	reason  string
 	got     chan *agentv1.CreateContainerRequest
 }
 
 func (a verdictAgent) CreateContainer(_ context.Context, req *agentv1.CreateContainerRequest) (*agentv1.CreateContainerResponse, error) {
 	a.got <- req
-	return &agentv1.CreateContainerResponse{Verdict: a.verdict, Reason: "from a newer agent"}, nil
+	return &agentv1.CreateContainerResponse{Verdict: a.verdict, Reason: a.reason}, nil
 }
 
 // TestUnknownVerdictDenies: a live agent's verdict podhook does not know
 // stops the container in every namespace, exemptions included, and the
 // reason names the number.
 func TestUnknownVerdictDenies(t *testing.T) {
-	a := verdictAgent{verdict: agentv1.Verdict(7), got: make(chan *agentv1.CreateContainerRequest, 8)}
+	a := verdictAgent{verdict: agentv1.Verdict(7), reason: "from a newer agent", got: make(chan *agentv1.CreateContainerRequest, 8)}
 	address, _ := harness.ServeAgent(t, a)
 	state, _ := bundle(t, "createRuntime", nil) // payments
 	for name, allow := range map[string][]string{
@@ -180,5 +182,86 @@ func TestSpecErrorReachesAgent(t *testing.T) {
 	runHook(t, state, args...)
 	if evs := ag.readEvents(t); len(evs) != 2 || evs[1].Request.Container.SpecError != "" || len(evs[1].Request.Container.Mounts) == 0 {
 		t.Fatalf("events %+v", evs)
+	}
+}
+
+// TestTextFromOutsideEscaped: a DENY reason and pod names holding a
+// newline, ESC and TAB give one stderr line and one table row, with no
+// control character left for the terminal.
+func TestTextFromOutsideEscaped(t *testing.T) {
+	const forged = "2026-01-01T00:00:00Z  createRuntime  allow  kube-system/x/y"
+	a := verdictAgent{verdict: agentv1.Verdict_VERDICT_DENY, reason: "no\n" + forged + "\x1b[2J\tcleared", got: make(chan *agentv1.CreateContainerRequest, 2)}
+	address, _ := harness.ServeAgent(t, a)
+	state, _ := bundle(t, "createRuntime", func(an map[string]string) {
+		an["io.kubernetes.pod.name"] = "web\n" + forged + "\x1b[31m"
+		an["io.kubernetes.container.name"] = "app\tshifted\x1b]0;title\x07"
+	})
+	args, log := hookArgs(t, "createRuntime", address)
+	r := runHook(t, state, args...)
+	<-a.got
+	line := oneLine(t, r.stderr)
+	if r.code != 1 || strings.ContainsAny(line, "\x1b\t\r\x07") || !strings.Contains(line, `no\n`+forged+`\x1b[2J\tcleared`) {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	oneRecord(t, log)
+	none := filepath.Join(t.TempDir(), "none.json")
+	os.WriteFile(none, []byte("{}"), 0o600)
+	d := runHook(t, nil, "decisions", "--config", none, "--log-file", log)
+	rows := strings.Split(strings.TrimSuffix(d.stdout, "\n"), "\n")
+	if d.code != 0 || len(rows) != 2 || strings.ContainsAny(d.stdout, "\x1b\t\r\x07") ||
+		!strings.Contains(rows[1], `payments/web\n2026-01-01T00:00:00Z`) || !strings.Contains(rows[1], `app\tshifted\x1b]0;title\a`) {
+		t.Fatalf("decisions: exit %d, stderr %q, table:\n%s", d.code, d.stderr, d.stdout)
+	}
+}
+
+// TestHostileAnnotationsDecidedPromptly: a pod whose identity and
+// pass-through keys each carry 64 KB (CgroupParent a 64 KB slice name) is
+// decided about as fast as a plain one, both stages write their record,
+// stderr stays one line within 1 KiB, and the agent sees the identity
+// untrusted.
+func TestHostileAnnotationsDecidedPromptly(t *testing.T) {
+	ag := startAgent(t)
+	plain, _ := bundle(t, "createRuntime", nil)
+	floorArgs, _ := hookArgs(t, "createRuntime", ag.address())
+	floor := runHook(t, plain, floorArgs...).elapsed
+	for _, stage := range []string{"createRuntime", "poststop"} {
+		t.Run(stage, func(t *testing.T) {
+			state, _ := bundle(t, stage, func(a map[string]string) { maps.Copy(a, harness.HostileAnnotations(64<<10)) })
+			for name, address := range map[string]string{"agent up": ag.address(), "agent down": "unix://" + filepath.Join(shortDir(t), "absent.sock")} {
+				args, log := hookArgs(t, stage, address, "--fail-allow-namespaces", "kube-system")
+				r := runHook(t, state, args...)
+				want := 1
+				if stage == "poststop" {
+					want = 0
+				}
+				if r.code != want || len(r.stderr) > 1024 || strings.Count(r.stderr, "\n") > 1 {
+					t.Fatalf("%s: exit %d, %d bytes of stderr: %.300q", name, r.code, len(r.stderr), r.stderr)
+				}
+				if r.elapsed > floor+2*time.Second {
+					t.Errorf("%s: decided after %v (a plain container: %v)", name, r.elapsed, floor)
+				}
+				rec := oneRecord(t, log)
+				if rec["identity_trusted"] != false {
+					t.Fatalf("%s: record %v", name, rec)
+				}
+				if b, _ := json.Marshal(rec); len(b) > 16<<10 {
+					t.Fatalf("%s: record of %d bytes", name, len(b))
+				}
+			}
+		})
+	}
+	evs := ag.readEvents(t)
+	if len(evs) != 3 { // the floor, the hostile create and stop
+		t.Fatalf("%d events", len(evs))
+	}
+	for _, ev := range evs[1:] {
+		if ev.Request.Identity.Trusted || len(ev.Request.Identity.Conflicts) == 0 {
+			t.Fatalf("the agent received a trusted identity: %+v", ev.Request.Identity)
+		}
+		for _, c := range ev.Request.Identity.Conflicts {
+			if len(c) > 2048 {
+				t.Fatalf("a conflict of %d bytes", len(c))
+			}
+		}
 	}
 }
