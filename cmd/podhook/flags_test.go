@@ -90,8 +90,9 @@ func TestConfigInvalidFallsBackToSafeDefaults(t *testing.T) {
 	}
 }
 
-// TestStageArgsPrecedence: the stage commands' own parser resolves exactly
-// as urfave/cli does for the other commands.
+// TestStageArgsPrecedence: the stage commands' own parser resolves flags
+// over the config file as urfave/cli does for the other commands, and
+// reads no environment.
 func TestStageArgsPrecedence(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "podhook-config.json")
 	os.WriteFile(file, []byte(`{"agent_address":"unix:///file.sock","timeout":"3s","log_level":"warn","fail_allow_namespaces":["from-file"]}`), 0o600)
@@ -107,25 +108,34 @@ func TestStageArgsPrecedence(t *testing.T) {
 	if r.Err != nil || r.AgentAddress != "unix:///file.sock" || r.Timeout.Duration() != 3*time.Second || r.FailAllowNamespaces[0] != "from-file" {
 		t.Fatalf("file: %+v", r)
 	}
+	// A stage reads nothing from the environment: not the settings that
+	// can weaken a decision, not the config file's name, not the rest.
 	t.Setenv("PODHOOK_TIMEOUT", "4s")
 	t.Setenv("PODHOOK_LOG_LEVEL", "error")
-	r = parse("--config", file)
-	if r.Timeout.Duration() != 4*time.Second || r.LogLevel != "error" {
-		t.Fatalf("env: %+v", r)
-	}
-	// Settings that can weaken a decision never come from the environment
-	// on the stage path.
 	t.Setenv("PODHOOK_FAIL_ALLOW_NAMESPACES", "env-a, env-b")
 	t.Setenv("PODHOOK_FAIL_ALLOW_NAMESPACE_REGEX", "team-[a-z]{1,3}")
 	t.Setenv("PODHOOK_AGENT_UID", "-1")
 	t.Setenv("PODHOOK_RUNTIME", "containerd")
 	t.Setenv("PODHOOK_AGENT_NAMESPACE", "tenant")
 	t.Setenv("PODHOOK_POD_NAMESPACE", "kube-system")
+	weak := filepath.Join(t.TempDir(), "weak.json")
+	os.WriteFile(weak, []byte(`{"fail_allow_namespace_regex":[".*"]}`), 0o600)
+	t.Setenv("PODHOOK_CONFIG", weak)
 	a, _, _ := parseStageArgs("createRuntime", []string{"--config", file}, io.Discard)
 	r = resolveConfig(a)
-	if len(r.FailAllowNamespaces) != 1 || r.FailAllowNamespaces[0] != "from-file" || len(r.FailAllowNamespaceRegex) != 0 ||
+	if r.Timeout.Duration() != 3*time.Second || r.LogLevel != "warn" ||
+		len(r.FailAllowNamespaces) != 1 || r.FailAllowNamespaces[0] != "from-file" || len(r.FailAllowNamespaceRegex) != 0 ||
 		*r.AgentUID != 0 || r.Runtime != "" || r.AgentNamespace != "" || a.given() != nil {
-		t.Fatalf("environment weakened the stage: %+v given %+v", r.Config, a.given())
+		t.Fatalf("environment reached the stage: %+v given %+v", r.Config, a.given())
+	}
+	a, _, _ = parseStageArgs("createRuntime", nil, io.Discard)
+	if r = resolveConfig(a); len(r.FailAllowNamespaceRegex) != 0 {
+		t.Fatalf("PODHOOK_CONFIG reached the stage: %+v", r.Config)
+	}
+	// A relative --config would name a file in the bundle (the hook's
+	// working directory): refused.
+	if _, _, err := parseStageArgs("createRuntime", []string{"--config", "podhook-config.json"}, io.Discard); !errors.Is(err, config.ErrInvalid) {
+		t.Fatalf("relative --config: %v", err)
 	}
 	r = parse("--config", file, "--timeout", "5s", "--fail-allow-namespaces", "a,b", "--fail-allow-namespaces=c", "--agent-uid", "-1")
 	if r.Timeout.Duration() != 5*time.Second || len(r.FailAllowNamespaces) != 3 || *r.AgentUID != -1 {
@@ -161,7 +171,7 @@ func TestStageArgsErrorsAndHelp(t *testing.T) {
 		t.Fatalf("bad value: %v, want the flag quoted as typed", err)
 	}
 	var help strings.Builder
-	if _, ok, err := parseStageArgs("poststop", []string{"--help"}, &help); ok || err != nil || !strings.Contains(help.String(), "-agent-address") || !strings.Contains(help.String(), "PODHOOK_AGENT_ADDRESS") {
+	if _, ok, err := parseStageArgs("poststop", []string{"--help"}, &help); ok || err != nil || !strings.Contains(help.String(), "-agent-address") || strings.Contains(help.String(), "PODHOOK_") {
 		t.Fatalf("help: ok=%v err=%v\n%s", ok, err, help.String())
 	}
 }

@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/podhook/podhook/internal/config"
 	"github.com/podhook/podhook/internal/hooksd"
 	"github.com/podhook/podhook/resolver"
 )
@@ -29,9 +31,13 @@ type stringList []string
 func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
-// parseStageArgs parses args, then takes each flag not given from its
-// PODHOOK_* variable. ok is false when help was asked for; err is a flag
-// that does not parse (the caller treats it as an invalid configuration).
+// parseStageArgs parses args. A stage reads nothing from the environment:
+// a runtime hands a hook an environment that podhook's registration does
+// not always control (an NRI plugin's, a runtime's own), so every setting
+// comes from the registration's arguments and the config file they name.
+// ok is false when help was asked for; err is a flag that does not parse
+// or a relative --config (the caller treats either as an invalid
+// configuration).
 func parseStageArgs(name string, args []string, help io.Writer) (a stageArgs, ok bool, err error) {
 	fs := flag.NewFlagSet("podhook "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -39,9 +45,6 @@ func parseStageArgs(name string, args []string, help io.Writer) (a stageArgs, ok
 		usage := s.usage
 		if s.defaultText != "" {
 			usage += " (default: " + s.defaultText + ")"
-		}
-		if stageEnv(s.name) {
-			usage += "; env " + envName(s.name)
 		}
 		switch s.kind {
 		case kindDuration:
@@ -75,19 +78,14 @@ func parseStageArgs(name string, args []string, help io.Writer) (a stageArgs, ok
 			errs = append(errs, perr)
 		}
 	}
-	err = errors.Join(errs...)
 	fs.Visit(func(f *flag.Flag) { a.set[f.Name] = true })
-	for _, s := range configSpecs() {
-		if a.set[s.name] || !stageEnv(s.name) {
-			continue
-		}
-		if v := os.Getenv(envName(s.name)); v != "" {
-			if serr := fs.Set(s.name, v); serr != nil && err == nil {
-				err = fmt.Errorf("%s: %w", envName(s.name), serr)
-			}
-			a.set[s.name] = true
-		}
+	if p := a.String(flagConfig); a.set[flagConfig] && p != "" && !filepath.IsAbs(p) {
+		// The runtime runs the hook in the bundle directory: a relative
+		// path would name a file there, which the container's image
+		// supplies.
+		errs = append(errs, fmt.Errorf("%w: --%s %s must be absolute (a runtime runs the hook in the container's bundle)", config.ErrInvalid, flagConfig, strconv.Quote(p)))
 	}
+	err = errors.Join(errs...)
 	return a, true, err
 }
 
@@ -115,24 +113,6 @@ func stageOnlySpecs() []flagSpec {
 		{flagSandboxID, kindString, "the pod sandbox's ID" + given, ""},
 		{flagContainerName, kindString, "the container's name" + given, ""},
 	}
-}
-
-// stageEnv reports whether a stage reads flag name from its PODHOOK_*
-// variable. Settings that can weaken a decision (the runtime, the peer
-// check, what fails open) and the stage-only flags come from flags and the
-// config file only: a runtime hands a hook an environment that podhook's
-// registration does not always control.
-func stageEnv(name string) bool {
-	switch name {
-	case flagRuntime, flagAgentUID, flagFailAllowNS, flagFailAllowRegex, flagAgentNamespace, flagProtocol, flagTetUntrusted:
-		return false
-	}
-	for _, s := range stageOnlySpecs() {
-		if s.name == name {
-			return false
-		}
-	}
-	return true
 }
 
 // runs returns the runtimes that can have run the hook, from --via (nil
@@ -191,9 +171,6 @@ func stageHelp(w io.Writer, name string) {
 		line := s.usage
 		if s.defaultText != "" {
 			line += " (default: " + s.defaultText + ")"
-		}
-		if stageEnv(s.name) && s.kind != kindBoolFlag {
-			line += " [$" + envName(s.name) + "]"
 		}
 		fmt.Fprintf(tw, "   --%s%s\t%s\n", s.name, arg, line)
 	}

@@ -35,8 +35,8 @@ const MaxFileSize = 1 << 20
 var ErrInvalid = errors.New("invalid configuration")
 
 // Config is podhook's resolved configuration. The JSON names are those of
-// the config file; each field also has a flag and a PODHOOK_* variable
-// (see cmd/podhook).
+// the config file; each field also has a flag and, on the commands other
+// than the stages, a PODHOOK_* variable (see cmd/podhook).
 type Config struct {
 	AgentAddress            string   `json:"agent_address,omitempty"`
 	Timeout                 Duration `json:"timeout,omitempty"`

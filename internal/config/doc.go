@@ -1,4 +1,4 @@
 // Package config holds podhook's settings, every default in one place, and
-// resolves them once: flags, then PODHOOK_* environment, then the config
-// file, then the defaults.
+// merges them once: flags (and, for the commands an operator types,
+// PODHOOK_* environment), then the config file, then the defaults.
 package config
