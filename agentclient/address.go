@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/podhook/podhook/internal/hostpath"
 )
 
 // ErrAddress marks an agent address podhook cannot use.
@@ -33,11 +35,16 @@ func SocketPath(address string) (string, error) {
 }
 
 // UnderRoot is an agent address as the host sees it, reached from a
-// container where the host's / is mounted at root.
+// container where the host's / is mounted at root: its symlinks resolve
+// inside root, as on the host.
 func UnderRoot(root, address string) (string, error) {
 	p, err := SocketPath(address)
 	if err != nil {
 		return "", err
 	}
-	return "unix://" + filepath.Join(root, p), nil
+	h, err := hostpath.Resolve(root, p)
+	if err != nil {
+		return "", err
+	}
+	return "unix://" + h, nil
 }

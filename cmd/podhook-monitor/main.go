@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/podhook/podhook/internal/config"
+	"github.com/podhook/podhook/internal/hostpath"
 	"github.com/podhook/podhook/internal/logtail"
 	"github.com/podhook/podhook/internal/metrics"
 	versionpkg "github.com/podhook/podhook/internal/version"
@@ -46,7 +46,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.IntFlag{Name: "log-max-backups", Value: *d.LogMaxBackups, Usage: "rotated files the hook keeps (its log_max_backups)"},
 			&cli.StringFlag{Name: "host-root", Value: "/", Usage: "the host's / in this container"},
 			&cli.StringFlag{Name: "metrics-address", Value: "127.0.0.1:9464", Usage: "host:port to serve /metrics on"},
-			&cli.StringFlag{Name: "state-file", Usage: "where the position in the log is kept across restarts (none: start at the end of the log, and say so)"},
+			&cli.StringFlag{Name: "state-file", Usage: "where the position in the log is kept across restarts, as the host sees it (none: start at the end of the log, and say so)"},
 			&cli.DurationFlag{Name: "poll-interval", Value: time.Second, Usage: "how often the log is read"},
 			&cli.BoolFlag{Name: "namespace-label", Usage: "also count create decisions by pod namespace"},
 			&cli.IntFlag{Name: "namespace-cap", Value: 100, Usage: "with --namespace-label: namespaces counted by name; the rest count as _other"},
@@ -56,8 +56,19 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 			m := metrics.New(reg, metrics.Options{Namespaces: c.Bool("namespace-label"), NamespaceCap: c.Int("namespace-cap")})
-			path := filepath.Join(c.String("host-root"), c.String("log-file"))
+			// Both are the host's paths: resolved inside --host-root, so a
+			// host's absolute symlink (/var/log -> /data/log) leads where
+			// it leads on the host.
+			path, err := hostpath.Parent(c.String("host-root"), c.String("log-file"))
+			if err != nil {
+				return err
+			}
 			state := c.String("state-file")
+			if state != "" {
+				if state, err = hostpath.Parent(c.String("host-root"), state); err != nil {
+					return err
+				}
+			}
 			var pos logtail.Position
 			if state != "" {
 				var err error

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/podhook/podhook/agentclient"
 	"github.com/podhook/podhook/internal/config"
 	"github.com/podhook/podhook/internal/hooksd"
+	"github.com/podhook/podhook/internal/hostpath"
 	"github.com/podhook/podhook/internal/nriplugin"
 )
 
@@ -68,7 +68,11 @@ func newApp(stdout io.Writer) *cli.App {
 				// read from this file (checked when the hooks are built);
 				// containers created while the plugin was away are
 				// reported to the agent it names.
-				f, err := config.ReadFile(filepath.Join(c.String("host-root"), cfg))
+				path, err := hostpath.Resolve(c.String("host-root"), cfg)
+				if err != nil {
+					return err
+				}
+				f, err := config.ReadFile(path)
 				if err != nil && !errors.Is(err, os.ErrNotExist) {
 					return err
 				}
@@ -125,5 +129,5 @@ func newApp(stdout io.Writer) *cli.App {
 	}
 }
 
-// cfgPath is the hook's config file as this process reads it.
-func cfgPath(c *cli.Context) string { return filepath.Join(c.String("host-root"), c.String("config")) }
+// cfgPath is the hook's config file as the host names it.
+func cfgPath(c *cli.Context) string { return c.String("config") }

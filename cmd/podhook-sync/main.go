@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/podhook/podhook/internal/hostpath"
 	"github.com/podhook/podhook/internal/logfile"
 	versionpkg "github.com/podhook/podhook/internal/version"
 
@@ -41,7 +42,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ExitErrHandler: func(*cli.Context, error) {},
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "runtime-endpoint", EnvVars: []string{"PODHOOK_RUNTIME_ENDPOINT"}, Usage: "the runtime's CRI socket, unix:///path (default: containerd's, then CRI-O's, whichever exists)"},
-			&cli.StringFlag{Name: "config", Usage: "podhook's config file, for the agent address, deadline and peer uid (default: the one next to the binary, if any)"},
+			&cli.StringFlag{Name: "config", Usage: "podhook's config file as the host sees it (read under --host-root), for the agent address, deadline and peer uid (default: the one next to this binary, if any)"},
 			&cli.StringFlag{Name: "agent-address", EnvVars: []string{"PODHOOK_AGENT_ADDRESS"}, Usage: "the agent's unix socket (overrides the config file)"},
 			&cli.DurationFlag{Name: "timeout", Usage: "deadline of each agent call (overrides the config file)"},
 			&cli.IntFlag{Name: "agent-uid", Value: -2, DefaultText: "from the config file", Usage: "uid the agent must run as; -1 for any"},
@@ -92,6 +93,11 @@ func agentConfig(c *cli.Context) (config.Config, error) {
 	path, explicit := c.String("config"), c.IsSet("config")
 	if !explicit {
 		path = config.DefaultFile()
+	} else if path != "" {
+		var err error
+		if path, err = hostpath.Resolve(c.String("host-root"), path); err != nil {
+			return cfg, err
+		}
 	}
 	if path != "" {
 		f, err := config.ReadFile(path)

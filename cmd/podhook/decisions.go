@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/podhook/podhook/internal/hostpath"
 	"github.com/podhook/podhook/internal/logtail"
 	"github.com/podhook/podhook/internal/safetext"
 )
@@ -72,7 +72,10 @@ func decisionsCommand(flags []cli.Flag) *cli.Command {
 			if d := c.Duration("since"); d > 0 {
 				filter.since = time.Now().Add(-d)
 			}
-			path := filepath.Join(c.String(flagHostRoot), cfg.LogFile)
+			path, err := hostpath.Parent(c.String(flagHostRoot), cfg.LogFile)
+			if err != nil {
+				return err
+			}
 			out := newDecisionPrinter(c.App.Writer, c.String("output") == "json")
 			backups := *cfg.LogMaxBackups
 			if err := showDecisions(path, backups, filter, out); err != nil {

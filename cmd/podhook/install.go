@@ -19,6 +19,7 @@ import (
 	"github.com/podhook/podhook/agentclient"
 	"github.com/podhook/podhook/internal/config"
 	"github.com/podhook/podhook/internal/hooksd"
+	"github.com/podhook/podhook/internal/hostpath"
 	"github.com/podhook/podhook/internal/install"
 	"github.com/podhook/podhook/internal/logfile"
 	"github.com/podhook/podhook/internal/runtimeconf"
@@ -171,7 +172,7 @@ func installCommand() *cli.Command {
 // root, retrying for --sync-retry-for; its records go to this command's
 // output.
 func runSync(ctx context.Context, c *cli.Context, o install.Options) error {
-	args := []string{"--host-root", o.HostRoot, "--config", filepath.Join(o.HostRoot, o.InstallDir, config.FileName),
+	args := []string{"--host-root", o.HostRoot, "--config", filepath.Join(o.InstallDir, config.FileName),
 		"--retry-for", c.Duration(flagSyncRetryFor).String()}
 	if e := c.String(flagRuntimeEndpoint); e != "" {
 		args = append(args, "--runtime-endpoint", e)
@@ -193,7 +194,7 @@ func runMonitor(ctx context.Context, c *cli.Context, o install.Options, addr str
 		}
 		full := config.Defaults().Merge(cfg)
 		args := []string{"--host-root", o.HostRoot, "--log-file", full.LogFile, "--log-max-backups", fmt.Sprint(*full.LogMaxBackups),
-			"--metrics-address", addr, "--state-file", filepath.Join(o.HostRoot, o.InstallDir, "monitor-position.json")}
+			"--metrics-address", addr, "--state-file", filepath.Join(o.InstallDir, "monitor-position.json")}
 		if err := runProgram(ctx, monitorBinary, args, nil, c.App.Writer, c.App.ErrWriter); err != nil && ctx.Err() == nil {
 			fmt.Fprintf(c.App.ErrWriter, "podhook: metrics: %v; restarting in 5s\n", err)
 		}
@@ -213,7 +214,12 @@ func keeperRecord(c *cli.Context, o install.Options, kind, hostPath string) {
 	if full.LogFile == config.LogNone || full.LogFile == config.LogStderr {
 		return
 	}
-	f, err := logfile.Open(filepath.Join(o.HostRoot, full.LogFile), int64(full.LogMaxSize), *full.LogMaxBackups)
+	path, err := hostpath.Parent(o.HostRoot, full.LogFile)
+	if err != nil {
+		fmt.Fprintf(c.App.ErrWriter, "podhook: keeper record: %v\n", err)
+		return
+	}
+	f, err := logfile.Open(path, int64(full.LogMaxSize), *full.LogMaxBackups)
 	if err != nil {
 		fmt.Fprintf(c.App.ErrWriter, "podhook: keeper record: %v\n", err)
 		return

@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/podhook/podhook/internal/atomicfile"
+	"github.com/podhook/podhook/internal/hostpath"
 	"github.com/podhook/podhook/internal/install"
 	"github.com/podhook/podhook/internal/runtimeconf"
 )
@@ -71,14 +72,23 @@ func setupCommand() *cli.Command {
 					create,
 				},
 				Action: func(c *cli.Context) error {
-					if _, err := os.Stat(filepath.Join(c.String(flagHostRoot), "etc/crio")); err != nil && !c.Bool("create") {
-						return fmt.Errorf("%s does not exist: is CRI-O installed here? --create writes the drop-in anyway", filepath.Join(c.String(flagHostRoot), "etc/crio"))
-					}
-					p, err := runtimeconf.AddHooksDir(c.String(flagHostRoot), c.StringSlice(flagHooksDir))
+					root := c.String(flagHostRoot)
+					crio, err := hostpath.Resolve(root, "/etc/crio")
 					if err != nil {
 						return err
 					}
-					return applyPatch(c, filepath.Join(c.String(flagHostRoot), p.Path), false, p.Before, p.After, 0o644,
+					if _, err := os.Stat(crio); err != nil && !c.Bool("create") {
+						return fmt.Errorf("%s does not exist: is CRI-O installed here? --create writes the drop-in anyway", crio)
+					}
+					p, err := runtimeconf.AddHooksDir(root, c.StringSlice(flagHooksDir))
+					if err != nil {
+						return err
+					}
+					dest, err := hostpath.Parent(root, p.Path)
+					if err != nil {
+						return err
+					}
+					return applyPatch(c, dest, false, p.Before, p.After, 0o644,
 						"CRI-O reads hooks_dir at start: restart CRI-O")
 				},
 			}},

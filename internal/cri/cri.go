@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/podhook/podhook/internal/catchup"
+	"github.com/podhook/podhook/internal/hostpath"
 	"github.com/podhook/podhook/resolver"
 )
 
@@ -40,10 +40,17 @@ func Endpoint(root, given string) (string, error) {
 		if !ok {
 			return "", fmt.Errorf("runtime endpoint %q: want unix:///path", given)
 		}
-		return "unix://" + filepath.Join(root, path), nil
+		p, err := hostpath.Resolve(root, path)
+		if err != nil {
+			return "", err
+		}
+		return "unix://" + p, nil
 	}
 	for _, e := range DefaultEndpoints {
-		p := filepath.Join(root, strings.TrimPrefix(e, "unix://"))
+		p, err := hostpath.Resolve(root, strings.TrimPrefix(e, "unix://"))
+		if err != nil {
+			continue
+		}
 		if fi, err := os.Stat(p); err == nil && fi.Mode().Type() == os.ModeSocket {
 			return "unix://" + p, nil
 		}

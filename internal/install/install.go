@@ -11,12 +11,12 @@ import (
 	"time"
 
 	current "github.com/containers/common/pkg/hooks/1.0.0"
-	securejoin "github.com/cyphar/filepath-securejoin"
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/podhook/podhook/internal/atomicfile"
 	"github.com/podhook/podhook/internal/config"
 	"github.com/podhook/podhook/internal/hooksd"
+	"github.com/podhook/podhook/internal/hostpath"
 	"github.com/podhook/podhook/internal/runtimeconf"
 )
 
@@ -82,27 +82,11 @@ const (
 // root (a binary written outside while its registration lands inside would
 // fail every container on the node). The last component is kept as is: a
 // symlink there is replaced or removed, never followed.
-func (o *Options) host(p string) (string, error) {
-	dir, err := o.hostFollow(filepath.Dir(filepath.Clean(p)))
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(dir, filepath.Base(p)), nil
-}
+func (o *Options) host(p string) (string, error) { return hostpath.Parent(o.HostRoot, p) }
 
 // hostFollow resolves every component of a host path inside HostRoot, the
 // last one too: for what is read or executed, as the host would.
-func (o *Options) hostFollow(p string) (string, error) {
-	root := o.HostRoot
-	if root == "" {
-		root = "/"
-	}
-	h, err := securejoin.SecureJoin(root, p)
-	if err != nil {
-		return "", fmt.Errorf("resolve %s under %s: %w", p, root, err)
-	}
-	return h, nil
-}
+func (o *Options) hostFollow(p string) (string, error) { return hostpath.Resolve(o.HostRoot, p) }
 
 func (o *Options) binaryPath() string { return filepath.Join(o.InstallDir, BinaryName) }
 func (o *Options) configPath() string { return filepath.Join(o.InstallDir, config.FileName) }

@@ -11,7 +11,18 @@ import (
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/podhook/podhook/internal/hostpath"
 )
+
+// readHost reads the host's file p under hostRoot.
+func readHost(hostRoot, p string) ([]byte, error) {
+	h, err := hostpath.Resolve(hostRoot, p)
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(h)
+}
 
 // CRI-O's configuration, as read by CRI-O itself: crio.conf, then every
 // crio.conf.d/*.conf in lexical order, a later file's value replacing an
@@ -43,17 +54,22 @@ type crioFile struct {
 	} `toml:"crio"`
 }
 
-// ReadCRIOConfig reads CRI-O's configuration under hostRoot.
+// ReadCRIOConfig reads CRI-O's configuration under hostRoot, its symlinks
+// resolved inside hostRoot as on the host.
 func ReadCRIOConfig(hostRoot string) (CRIOConfig, error) {
 	c := CRIOConfig{HooksDirs: []string{CRIODefaultHooksDir}}
 	files := []string{CRIOConf}
-	dropins, _ := filepath.Glob(filepath.Join(hostRoot, CRIODropinDir, "*.conf"))
+	dir, err := hostpath.Resolve(hostRoot, CRIODropinDir)
+	if err != nil {
+		return c, err
+	}
+	dropins, _ := filepath.Glob(filepath.Join(dir, "*.conf"))
 	sort.Strings(dropins)
 	for _, d := range dropins {
 		files = append(files, filepath.Join(CRIODropinDir, filepath.Base(d)))
 	}
 	for _, f := range files {
-		b, err := os.ReadFile(filepath.Join(hostRoot, f))
+		b, err := readHost(hostRoot, f)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -113,7 +129,7 @@ type Patch struct {
 // When CRI-O already lists one of them, After equals Before: nothing to do.
 func AddHooksDir(hostRoot string, dirs []string) (Patch, error) {
 	p := Patch{Path: filepath.Join(CRIODropinDir, CRIODropinName)}
-	if b, err := os.ReadFile(filepath.Join(hostRoot, p.Path)); err == nil {
+	if b, err := readHost(hostRoot, p.Path); err == nil {
 		p.Before = b
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return p, err

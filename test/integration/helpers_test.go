@@ -33,6 +33,7 @@ func TestMain(m *testing.M) {
 	nriBin = filepath.Join(dir, "podhook-nri")
 	if err := harness.Build(map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent", tetragonAgentBin: "../tetragonagent",
 		nriBin:                                "../../cmd/podhook-nri",
+		filepath.Join(dir, "podhook-sync"):    "../../cmd/podhook-sync",
 		filepath.Join(dir, "podhook-monitor"): "../../cmd/podhook-monitor"}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
