@@ -99,7 +99,19 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			t := time.NewTicker(c.Duration("poll-interval"))
 			defer t.Stop()
 			gaps := 0
+			present := true // say so the first time it is missing
 			for {
+				// A log that is not there counts nothing: say so, in the
+				// log and in a metric an alert can watch.
+				_, serr := os.Stat(path)
+				m.LogPresent(serr == nil)
+				switch {
+				case serr != nil && present:
+					log.Warn("the hook's log does not exist here: nothing is counted until it does (is its directory mounted, and has a hook run?)", "log_file", path, "error", serr.Error())
+				case serr == nil && !present:
+					log.Info("the hook's log is here: counting", "log_file", path)
+				}
+				present = serr == nil
 				if err := f.Poll(func(line []byte) { m.Observe(line) }); err != nil {
 					log.Warn("reading the log", "error", err.Error())
 				}

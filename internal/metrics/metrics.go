@@ -31,6 +31,7 @@ type Decisions struct {
 	invalid       prometheus.Counter
 	gaps          prometheus.Counter
 	keeper        *prometheus.CounterVec
+	logPresent    prometheus.Gauge
 
 	mu         sync.Mutex
 	namespaces map[string]bool
@@ -74,7 +75,11 @@ func New(reg prometheus.Registerer, o Options) *Decisions {
 			Help: "Times the log rotated past log_max_backups before its records were read: those records were dropped before they were counted.",
 		}),
 	}
-	reg.MustRegister(d.decisions, d.conflicts, d.hookDuration, d.agentDuration, d.invalid, d.gaps, d.keeper)
+	d.logPresent = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "podhook_log_file_present",
+		Help: "1 when the hook's log file exists where the monitor reads it, 0 when it does not (nothing is counted: a directory not mounted, or no hook has run yet).",
+	})
+	reg.MustRegister(d.decisions, d.conflicts, d.hookDuration, d.agentDuration, d.invalid, d.gaps, d.keeper, d.logPresent)
 	if o.Namespaces {
 		reg.MustRegister(d.byNamespace)
 	}
@@ -124,6 +129,15 @@ func (d *Decisions) Observe(line []byte) bool {
 
 // Gaps counts rotations past the backups.
 func (d *Decisions) Gaps(n int) { d.gaps.Add(float64(n)) }
+
+// LogPresent says whether the hook's log file exists.
+func (d *Decisions) LogPresent(present bool) {
+	v := 0.0
+	if present {
+		v = 1
+	}
+	d.logPresent.Set(v)
+}
 
 // namespace caps the namespace label's values.
 func (d *Decisions) namespace(ns string) string {

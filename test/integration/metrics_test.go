@@ -133,3 +133,43 @@ func TestKeeperEventsCounted(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestMonitorSaysWhenTheLogIsMissing: a monitor that cannot see the hook's
+// log (its directory not mounted) says so in its log and in
+// podhook_log_file_present, and starts counting once the log is there.
+func TestMonitorSaysWhenTheLogIsMissing(t *testing.T) {
+	root := t.TempDir()
+	addr := harness.FreeAddress(t)
+	var out harness.SyncBuffer
+	cmd := exec.Command(filepath.Join(filepath.Dir(podhook), "podhook-monitor"), "--host-root", root, "--log-file", "/var/log/podhook/podhook.log",
+		"--metrics-address", addr, "--poll-interval", "50ms")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	gauge := func() string {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "podhook_log_file_present ") {
+				return strings.Fields(line)[1]
+			}
+		}
+		return ""
+	}
+	waitFor(t, "the gauge at 0", func() bool { return gauge() == "0" })
+	if !strings.Contains(out.String(), `"level":"WARN","msg":"the hook's log does not exist here`) {
+		t.Fatalf("no warning in the monitor's log:\n%s", out.String())
+	}
+	os.MkdirAll(filepath.Join(root, "var/log/podhook"), 0o700)
+	os.WriteFile(filepath.Join(root, "var/log/podhook/podhook.log"), nil, 0o600)
+	waitFor(t, "the gauge at 1", func() bool { return gauge() == "1" })
+	if strings.Count(out.String(), "does not exist here") != 1 {
+		t.Fatalf("the warning repeated:\n%s", out.String())
+	}
+}

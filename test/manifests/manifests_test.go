@@ -25,8 +25,15 @@ const dir = "../../contrib/k8s"
 // strictly into its k8s.io/api type: an unknown or misspelt field fails.
 func build(t *testing.T, path string) (ns corev1.Namespace, cm corev1.ConfigMap, ds appsv1.DaemonSet) {
 	t.Helper()
+	return buildIn(t, dir, path, "podhook:latest")
+}
+
+// buildIn builds the kustomization at root/path, whose every container
+// must run image.
+func buildIn(t *testing.T, root, path, image string) (ns corev1.Namespace, cm corev1.ConfigMap, ds appsv1.DaemonSet) {
+	t.Helper()
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	res, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(dir, path))
+	res, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(root, path))
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", path, err)
 	}
@@ -59,7 +66,7 @@ func build(t *testing.T, path string) (ns corev1.Namespace, cm corev1.ConfigMap,
 		t.Fatalf("%s: namespace %q, configmap in %q, daemonset %s/%s", path, ns.Name, cm.Namespace, ds.Namespace, ds.Name)
 	}
 	for _, c := range append(slices.Clone(ds.Spec.Template.Spec.InitContainers), ds.Spec.Template.Spec.Containers...) {
-		if c.Image != "podhook:latest" {
+		if c.Image != image {
 			t.Errorf("%s/%s: image %q", path, c.Name, c.Image)
 		}
 	}
@@ -67,21 +74,21 @@ func build(t *testing.T, path string) (ns corev1.Namespace, cm corev1.ConfigMap,
 }
 
 // Every kustomization a user applies builds.
-var variants = []string{".", "hooksd", "nri", "uninstall", "readonly-usr"}
+var variants = []string{".", "hooksd", "nri", "uninstall", "readonly-usr", "readonly-usr/uninstall"}
 
 func TestKustomizationsBuild(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v, func(t *testing.T) {
 			_, cm, ds := build(t, v)
 			podSpecChecks(t, v, ds)
-			if v == "readonly-usr" {
+			if strings.HasPrefix(v, "readonly-usr") {
 				for _, c := range append(ds.Spec.Template.Spec.InitContainers, ds.Spec.Template.Spec.Containers...) {
 					if !slices.Contains(c.Args, "--hooks-dir=/etc/containers/oci/hooks.d") || slices.Contains(c.Args, "--hooks-dir=/usr/share/containers/oci/hooks.d") {
 						t.Errorf("%s/%s: args %q", v, c.Name, c.Args)
 					}
 				}
 			}
-			if v == "uninstall" {
+			if strings.HasSuffix(v, "uninstall") {
 				return
 			}
 			var mounted bool

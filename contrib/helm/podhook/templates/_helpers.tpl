@@ -42,3 +42,10 @@ securityContext:
   mountPath: /etc/podhook
   readOnly: true
 {{- end -}}
+
+{{/* The directory of the hook's log (log_file, extraConfig's first), or ""
+when the log is not a file ("-", "none"). */}}
+{{- define "podhook.logDir" -}}
+{{- $f := .Values.extraConfig.log_file | default .Values.logFile -}}
+{{- if hasPrefix "/" $f }}{{ dir $f }}{{ end -}}
+{{- end -}}
