@@ -56,6 +56,10 @@ type Options struct {
 	// Protocol names the agent protocol in the record ("podhook.v1",
 	// "tetragon").
 	Protocol string
+	// ConfigErr is set when the hook's configuration was invalid and the
+	// built-in safe defaults stand in for it: the record says so, at
+	// error level whatever the decision.
+	ConfigErr error
 }
 
 // Prepare reads the state and config.json and resolves the identity. Only
@@ -186,8 +190,14 @@ func logResult(ctx context.Context, log *slog.Logger, opts Options, res Result, 
 	if res.AgentErr != nil {
 		attrs = append(attrs, message("error", res.AgentErr.Error()), slog.String("error_kind", errorKind(res.AgentErr)))
 	}
-	if res.PolicyErr != nil {
+	level := res.Level
+	switch {
+	case opts.ConfigErr != nil:
+		attrs = append(attrs, message("config_error", opts.ConfigErr.Error()+"; using the built-in safe defaults"))
+		level = max(level, slog.LevelError)
+	case res.PolicyErr != nil:
 		attrs = append(attrs, message("config_error", res.PolicyErr.Error()+"; using the safe fail-allow policy"))
+		level = max(level, slog.LevelError)
 	}
 	switch {
 	case res.Invocation == nil:
@@ -208,7 +218,7 @@ func logResult(ctx context.Context, log *slog.Logger, opts Options, res Result, 
 		slog.Float64("agent_ms", ms(agentTime)),
 		slog.Float64("duration_ms", ms(time.Since(opts.Start))),
 	)
-	log.LogAttrs(ctx, res.Level, msg, attrs...)
+	log.LogAttrs(ctx, level, msg, attrs...)
 }
 
 // noVerdict names why the agent gave no verdict: an agent that answered

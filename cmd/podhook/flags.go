@@ -71,7 +71,7 @@ func configSpecs() []flagSpec {
 		{flagStopTimeout, kindDuration, "deadline of the agent call at poststop (short: a stop changes nothing)", d.PoststopTimeout.String()},
 		{flagAgentUID, kindInt, "uid the agent must run as (SO_PEERCRED); -1 for any", fmt.Sprint(*d.AgentUID)},
 		{flagLogFile, kindString, `JSON-lines log file; "-" for stderr, "none" for no log`, d.LogFile},
-		{flagLogLevel, kindString, "debug, info, warn or error", d.LogLevel},
+		{flagLogLevel, kindString, "debug, info, warn or error; kept for compatibility: every invocation's record is written at its own level whatever this says (decisions are not verbosity)", d.LogLevel},
 		{flagLogMaxSize, kindString, "rotate the log before it passes this size (e.g. 10MiB)", "10MiB"},
 		{flagLogMaxBackups, kindInt, "rotated log files kept", fmt.Sprint(*d.LogMaxBackups)},
 		{flagFailAllowNS, kindStrings, "namespaces that start when the agent is unavailable (comma-separated, repeatable)", strings.Join(d.FailAllowNamespaces, ",")},

@@ -225,7 +225,13 @@ func keeperRecord(c *cli.Context, o install.Options, kind, hostPath string) {
 		return
 	}
 	defer f.Close()
-	slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{ReplaceAttr: utcTime})).Info("keeper: "+kind,
+	// A config source the keeper cannot install is the operator's to fix:
+	// an error, as the hook's own invalid configuration is.
+	level := slog.LevelInfo
+	if kind == install.EventInvalidConfig {
+		level = slog.LevelError
+	}
+	slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{ReplaceAttr: utcTime})).Log(context.Background(), level, "keeper: "+kind,
 		slog.String("keeper_event", kind), slog.String("path", hostPath))
 }
 

@@ -107,7 +107,7 @@ func runStage(std stdio, st hook.Stage, start time.Time, args stageArgs, argsErr
 	log, closeLog := openLog(cfg.Config, std.errOut, notes.add)
 	defer closeLog()
 	if cfg.Err != nil {
-		log = log.With(slog.String("config_error", cfg.Err.Error()+"; using the built-in safe defaults"))
+		opts.ConfigErr = cfg.Err
 		notes.add("configuration invalid, using the built-in safe defaults: " + flat(cfg.Err))
 	}
 	res := hook.Run(context.Background(), in, agent, opts, log)
@@ -168,11 +168,15 @@ type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
-// openLog returns the JSON-lines logger the configuration asks for.
+// openLog returns the JSON-lines logger the configuration asks for; it
+// filters nothing (see level below).
 // Records go to stderr when log_file is "-". A log that cannot be opened
 // or written is told to note (the decision stands).
 func openLog(cfg config.Config, stderr io.Writer, note func(string)) (*slog.Logger, func()) {
-	level, _ := config.ParseLevel(cfg.LogLevel) // validated
+	// Decisions are not verbosity: the one record of each invocation is
+	// written at its own level whatever log_level says, so the log, podhook
+	// decisions and the metrics count every container.
+	level := slog.LevelDebug
 	var w io.Writer
 	closeFn := func() {}
 	switch cfg.LogFile {

@@ -60,6 +60,9 @@ type Options struct {
 	// installed), EventInvalidConfig (the config source is invalid; the
 	// installed config stays).
 	Event func(kind, hostPath string)
+	// keeping is set by Keep: a config source it cannot use leaves the
+	// installed config in place, and every other file is still restored.
+	keeping bool
 }
 
 // What Keep reports through Options.Event.
@@ -114,7 +117,7 @@ type file struct {
 // files returns what Install writes, in the order it writes them: the
 // binary, the config, then the registrations (CRI-O watches hooks.d and
 // skips a registration whose binary does not exist yet).
-func (o *Options) files() ([]file, error) {
+func (o *Options) files() (out []file, err error) {
 	if !filepath.IsAbs(o.InstallDir) {
 		return nil, fmt.Errorf("install dir %q must be absolute", o.InstallDir)
 	}
@@ -129,18 +132,26 @@ func (o *Options) files() ([]file, error) {
 		o.bin = b
 	}
 	bin := o.bin
-	var err error
-	content := o.Config
-	if o.ConfigFunc != nil {
-		if content, err = o.ConfigFunc(); err != nil {
-			return nil, err
+	cfg, resolved, cfgErr := o.configSource()
+	if cfgErr != nil {
+		// Whatever the source got wrong (unreadable, not JSON, an unknown
+		// key, a value that does not validate), it is not installed. A
+		// keeper goes on with the installed config, so that the binary
+		// and the registrations are still restored, and reports the
+		// source as invalid.
+		if !o.keeping {
+			return nil, cfgErr
 		}
+		b, ierr := o.InstalledConfigBytes()
+		if ierr == nil {
+			cfg, resolved, ierr = validateConfig(b)
+		}
+		if ierr != nil {
+			return nil, cfgErr
+		}
+		defer func() { err = errors.Join(err, cfgErr) }()
 	}
-	cfg, resolved, err := validateConfig(content)
-	if err != nil {
-		return nil, err
-	}
-	out := []file{
+	out = []file{
 		{hostPath: o.binaryPath(), content: bin, mode: 0o755},
 		{hostPath: o.configPath(), content: cfg, mode: 0o644},
 	}
@@ -217,6 +228,20 @@ func validateConfig(b []byte) ([]byte, config.Config, error) {
 	return b, resolved, nil
 }
 
+// configSource is the config to install, checked: Config, or what
+// ConfigFunc reads now. Every way it can be unusable wraps
+// errInvalidConfig.
+func (o *Options) configSource() ([]byte, config.Config, error) {
+	content := o.Config
+	if o.ConfigFunc != nil {
+		var err error
+		if content, err = o.ConfigFunc(); err != nil {
+			return nil, config.Config{}, fmt.Errorf("%w: %w", errInvalidConfig, err)
+		}
+	}
+	return validateConfig(content)
+}
+
 // errInvalidConfig marks a config source that cannot be installed.
 var errInvalidConfig = errors.New("config")
 
@@ -243,19 +268,22 @@ func (o *Options) ensureAll() error {
 // and those it wrote.
 func (o *Options) ensureFiles() (all, wrote []file, err error) {
 	all, err = o.files()
-	if err != nil {
+	if all == nil {
 		return nil, nil, err
 	}
+	// A keeper's files come with the source's error when the installed
+	// config stands in for it: ensure them, then report it.
+	srcErr := err
 	for _, f := range all {
 		w, err := o.ensure(f)
 		if err != nil {
-			return all, wrote, err
+			return all, wrote, errors.Join(srcErr, err)
 		}
 		if w {
 			wrote = append(wrote, f)
 		}
 	}
-	return all, wrote, nil
+	return all, wrote, srcErr
 }
 
 // keepRound ensures every file once and tells Event what it did, against
@@ -501,10 +529,15 @@ func (o *Options) uninstallFiles() ([]string, error) {
 // or changed, until ctx ends. It leaves the hook in place on return unless
 // uninstallOnExit.
 func Keep(ctx context.Context, o Options, interval time.Duration, uninstallOnExit bool) error {
+	o.keeping = true
 	// The files are computed afresh each round: the config source may have
 	// changed since. An invalid new config leaves the installed one alone.
 	all, _, err := o.ensureFiles()
-	if err != nil {
+	switch {
+	case all != nil && errors.Is(err, errInvalidConfig):
+		o.event(EventInvalidConfig, o.configPath())
+		o.warn("config source: %v (the installed config stays)", err)
+	case err != nil:
 		return err
 	}
 	if !o.NRI {

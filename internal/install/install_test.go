@@ -473,3 +473,49 @@ func TestHostileSymlinks(t *testing.T) {
 		t.Fatalf("binary left after uninstall: %v", err)
 	}
 }
+
+// TestKeepReportsEveryUnusableSource: whatever makes the config source
+// unusable (unreadable, not JSON, an unknown key, a value that does not
+// validate) is reported as invalid_config, the installed config stays, and
+// the other files are still restored meanwhile.
+func TestKeepReportsEveryUnusableSource(t *testing.T) {
+	for name, bad := range map[string]func() ([]byte, error){
+		"unreadable":  func() ([]byte, error) { return nil, os.ErrPermission },
+		"not JSON":    func() ([]byte, error) { return []byte(`{"agent_namespace":`), nil },
+		"unknown key": func() ([]byte, error) { return []byte(`{"agent_namespce":"x"}`), nil },
+		"invalid":     func() ([]byte, error) { return []byte(`{"timeout":"-1s"}`), nil },
+	} {
+		t.Run(name, func(t *testing.T) {
+			var tr tracer
+			o := options(t, &tr)
+			var mu sync.Mutex
+			source := func() ([]byte, error) { return []byte(`{"agent_namespace":"one"}`), nil }
+			o.ConfigFunc = func() ([]byte, error) { mu.Lock(); defer mu.Unlock(); return source() }
+			var events []string
+			o.Event = func(kind, p string) { mu.Lock(); defer mu.Unlock(); events = append(events, kind+" "+p) }
+			seen := func(e string) func() bool {
+				return func() bool { mu.Lock(); defer mu.Unlock(); return slices.Contains(events, e) }
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- Keep(ctx, o, 10*time.Millisecond, false) }()
+			cfg := hostPath(o, "/opt/podhook/podhook-config.json")
+			waitFor(t, func() bool { b, _ := os.ReadFile(cfg); return string(b) == `{"agent_namespace":"one"}` })
+			mu.Lock()
+			source = bad
+			mu.Unlock()
+			waitFor(t, seen("invalid_config /opt/podhook/podhook-config.json"))
+			reg := hostPath(o, "/usr/share/containers/oci/hooks.d/podhook.json")
+			os.Remove(reg)
+			waitFor(t, seen("restored /usr/share/containers/oci/hooks.d/podhook.json"))
+			if b, _ := os.ReadFile(cfg); string(b) != `{"agent_namespace":"one"}` {
+				t.Fatalf("the installed config became %q", b)
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

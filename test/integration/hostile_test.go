@@ -265,3 +265,31 @@ func TestHostileAnnotationsDecidedPromptly(t *testing.T) {
 		}
 	}
 }
+
+// TestOneRecordWhateverTheLevel: decisions are not verbosity: an allowed
+// container is recorded under --log-level error, and so is every other
+// outcome.
+func TestOneRecordWhateverTheLevel(t *testing.T) {
+	ag := startAgent(t)
+	state, _ := bundle(t, "createRuntime", nil)
+	for _, level := range []string{"debug", "info", "warn", "error"} {
+		args, log := hookArgs(t, "createRuntime", ag.address(), "--log-level", level)
+		if r := runHook(t, state, args...); r.code != 0 {
+			t.Fatalf("%s: exit %d, %q", level, r.code, r.stderr)
+		}
+		if rec := oneRecord(t, log); rec["level"] != "INFO" || rec["decision"] != "allow" {
+			t.Fatalf("%s: record %v", level, rec)
+		}
+	}
+	// An invalid configuration is an error: the safe defaults decide
+	// (their agent address is not this agent's), and the record says so.
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	os.WriteFile(bad, []byte(`{"agent_namespce":"x"}`), 0o600)
+	args, log := hookArgs(t, "createRuntime", ag.address(), "--config", bad, "--fail-allow-namespaces", "payments")
+	if r := runHook(t, state, args...); !strings.Contains(oneLine(t, r.stderr), "configuration invalid") {
+		t.Fatalf("bad config: exit %d, %q", r.code, r.stderr)
+	}
+	if rec := oneRecord(t, log); rec["level"] != "ERROR" || rec["config_error"] == nil {
+		t.Fatalf("bad config: record %v", rec)
+	}
+}

@@ -128,3 +128,38 @@ func TestKeeperMemoryBounded(t *testing.T) {
 	}
 	t.Logf("keeper peak RSS %d KiB", hwm)
 }
+
+// TestKeeperRecordsEveryUnusableConfig: the most common ConfigMap
+// mistakes (an unknown key, JSON that does not parse) reach the hook's log
+// as the keeper's invalid_config record, as a value that does not validate
+// does; the installed config stays.
+func TestKeeperRecordsEveryUnusableConfig(t *testing.T) {
+	for name, content := range map[string]string{
+		"unknown key": `{"agent_namespce":"security"}`,
+		"bad JSON":    `{"agent_namespace":"security"`,
+		"invalid":     `{"agent_namespace":"Not_Valid"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			src := filepath.Join(t.TempDir(), "podhook-config.json")
+			os.WriteFile(src, []byte(`{"agent_namespace":"security","log_file":"/var/log/podhook/podhook.log"}`), 0o644)
+			cmd := exec.Command(podhook, "install", "--keep", "--keep-interval", "50ms", "--host-root", root, "--config-from", src)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+			installed := filepath.Join(root, "opt/podhook/podhook-config.json")
+			waitFor(t, "the install", func() bool { b, _ := os.ReadFile(installed); return strings.Contains(string(b), "security") })
+			before, _ := os.ReadFile(installed)
+			os.WriteFile(src, []byte(content), 0o644)
+			log := filepath.Join(root, "var/log/podhook/podhook.log")
+			waitFor(t, "the invalid_config record", func() bool {
+				b, _ := os.ReadFile(log)
+				return strings.Contains(string(b), `"level":"ERROR","msg":"keeper: invalid_config","keeper_event":"invalid_config"`)
+			})
+			if after, _ := os.ReadFile(installed); string(after) != string(before) {
+				t.Fatalf("the installed config changed to %q", after)
+			}
+		})
+	}
+}
