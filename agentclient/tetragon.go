@@ -22,17 +22,23 @@ import (
 const tetragonRuntimeHook = "/tetragon.FineGuidanceSensors/RuntimeHook"
 
 // TetragonCreateContainer is tetragon.CreateContainer. Field numbers are
-// those of Tetragon's proto.
+// those of Tetragon's proto; the JSON names are its protojson names.
 type TetragonCreateContainer struct {
-	CgroupsPath    string            // 1: relative to the cgroup root, systemd slices expanded
-	RootDir        string            // 2: the container's absolute root directory
-	Annotations    map[string]string // 3
-	ContainerName  string            // 4
-	ContainerID    string            // 5
-	PodName        string            // 6
-	PodUID         string            // 7
-	PodNamespace   string            // 8
-	ContainerImage string            // 9
+	CgroupsPath    string            `json:"cgroupsPath,omitempty"`    // 1: relative to the cgroup root, systemd slices expanded
+	RootDir        string            `json:"rootDir,omitempty"`        // 2: the container's absolute root directory
+	Annotations    map[string]string `json:"annotations,omitempty"`    // 3
+	ContainerName  string            `json:"containerName,omitempty"`  // 4
+	ContainerID    string            `json:"containerID,omitempty"`    // 5
+	PodName        string            `json:"podName,omitempty"`        // 6
+	PodUID         string            `json:"podUID,omitempty"`         // 7
+	PodNamespace   string            `json:"podNamespace,omitempty"`   // 8
+	ContainerImage string            `json:"containerImage,omitempty"` // 9
+}
+
+// TetragonRuntimeHookRequest is tetragon.RuntimeHookRequest as protojson
+// writes it: what --dry-run shows under the tetragon protocol.
+type TetragonRuntimeHookRequest struct {
+	CreateContainer TetragonCreateContainer `json:"createContainer"`
 }
 
 // Marshal encodes RuntimeHookRequest{createContainer (field 1): c}: fields
@@ -106,6 +112,41 @@ func (c *Client) TetragonRuntimeHook(ctx context.Context, req TetragonCreateCont
 	return classify(ctx, err)
 }
 
+const tetragonGetVersion = "/tetragon.FineGuidanceSensors/GetVersion"
+
+// TetragonVersion asks a Tetragon agent its version (GetVersion, which
+// every Tetragon serves; it has no grpc.health service): the check that
+// --agent-protocol tetragon makes through the hook's own address, peer
+// check and deadline.
+func (c *Client) TetragonVersion(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	in, out := []byte{}, []byte(nil)
+	if err := c.conn.Invoke(ctx, tetragonGetVersion, &in, &out, grpc.ForceCodecV2(rawCodec{})); err != nil {
+		return "", classify(ctx, err)
+	}
+	// GetVersionResponse{string version = 1}.
+	for len(out) > 0 {
+		num, typ, n := protowire.ConsumeTag(out)
+		if n < 0 {
+			return "", fmt.Errorf("%w: GetVersion: %w", ErrAgent, protowire.ParseError(n))
+		}
+		out = out[n:]
+		if num == 1 && typ == protowire.BytesType {
+			v, n := protowire.ConsumeString(out)
+			if n < 0 {
+				return "", fmt.Errorf("%w: GetVersion: %w", ErrAgent, protowire.ParseError(n))
+			}
+			return v, nil
+		}
+		if n = protowire.ConsumeFieldValue(num, typ, out); n < 0 {
+			return "", fmt.Errorf("%w: GetVersion: %w", ErrAgent, protowire.ParseError(n))
+		}
+		out = out[n:]
+	}
+	return "", nil
+}
+
 // Tetragon speaks Tetragon's runtime-hook API to the agent on podhook's
 // behalf: the hook's agent when agent_protocol is "tetragon".
 type Tetragon struct {
@@ -121,6 +162,19 @@ type Tetragon struct {
 // is stopped by podhook (a *DeniedError with ByHook), or sent without pod
 // fields when SendUntrusted.
 func (t Tetragon) CreateContainer(ctx context.Context, req *agentv1.CreateContainerRequest) (*agentv1.CreateContainerResponse, error) {
+	tc, denied := t.Request(req)
+	if denied != nil {
+		return nil, denied
+	}
+	if err := t.Client.TetragonRuntimeHook(ctx, tc); err != nil {
+		return nil, err
+	}
+	return &agentv1.CreateContainerResponse{}, nil
+}
+
+// Request is what CreateContainer sends for req, or podhook's own denial
+// when the identity is not trusted and SendUntrusted is off.
+func (t Tetragon) Request(req *agentv1.CreateContainerRequest) (TetragonCreateContainer, *DeniedError) {
 	tc := TetragonRequest(req)
 	if id := req.GetIdentity(); !id.GetTrusted() {
 		if !t.SendUntrusted {
@@ -128,14 +182,11 @@ func (t Tetragon) CreateContainer(ctx context.Context, req *agentv1.CreateContai
 			if c := id.GetConflicts(); len(c) > 0 {
 				why = c[0]
 			}
-			return nil, &DeniedError{ByHook: true, Reason: "pod identity not trusted, and the tetragon protocol cannot say so: " + why}
+			return tc, &DeniedError{ByHook: true, Reason: "pod identity not trusted, and the tetragon protocol cannot say so: " + why}
 		}
 		tc.PodName, tc.PodNamespace, tc.PodUID = "", "", ""
 	}
-	if err := t.Client.TetragonRuntimeHook(ctx, tc); err != nil {
-		return nil, err
-	}
-	return &agentv1.CreateContainerResponse{}, nil
+	return tc, nil
 }
 
 // StopContainer makes no call: Tetragon has no stop event.

@@ -49,9 +49,26 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer, start time.Time) *cli.App
 		setupCommand(),
 		syncCommand(),
 		decisionsCommand(only(flags, flagConfig, flagLogFile, flagLogMaxBackups)),
-		checkCommand(only(flags, flagConfig, flagAgentAddress, flagTimeout, flagAgentUID)),
+		checkCommand(only(flags, flagConfig, flagAgentAddress, flagTimeout, flagAgentUID, flagProtocol)),
 		validateCommand(flags),
 		versionCommand(),
 	)
+	// A flag or PODHOOK_* value that does not parse is one line on stderr
+	// (run maps it to exit 1), not a usage dump on stdout.
+	app.OnUsageError = usageError
+	for _, c := range app.Commands {
+		quietUsage(c)
+	}
 	return app
+}
+
+func usageError(c *cli.Context, err error, _ bool) error {
+	return fmt.Errorf("%w (podhook %s --help lists the flags)", err, c.Command.FullName())
+}
+
+func quietUsage(c *cli.Command) {
+	c.OnUsageError = usageError
+	for _, sub := range c.Subcommands {
+		quietUsage(sub)
+	}
 }

@@ -18,7 +18,7 @@ import (
 func checkCommand(flags []cli.Flag) *cli.Command {
 	return &cli.Command{
 		Name:  "check",
-		Usage: "probe the agent's grpc.health.v1 service through the configured address; exit 0 if it is serving",
+		Usage: "probe the agent through the configured address (grpc.health.v1; Tetragon's GetVersion under --agent-protocol tetragon); exit 0 if it is serving",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			cfg := resolveConfig(fromContext(c))
@@ -31,10 +31,11 @@ func checkCommand(flags []cli.Flag) *cli.Command {
 			}
 			defer client.Close()
 			start := time.Now()
-			if err := client.Check(context.Background()); err != nil {
+			what, err := probe(client, cfg.AgentProtocol)
+			if err != nil {
 				return fmt.Errorf("agent at %s is not serving: %w", cfg.AgentAddress, err)
 			}
-			fmt.Fprintf(c.App.Writer, "agent at %s is serving (%.1f ms)\n", cfg.AgentAddress, float64(time.Since(start).Microseconds())/1000)
+			fmt.Fprintf(c.App.Writer, "agent at %s is serving (%s, %.1f ms)\n", cfg.AgentAddress, what, float64(time.Since(start).Microseconds())/1000)
 			return nil
 		},
 	}
@@ -77,6 +78,20 @@ func validateCommand(flags []cli.Flag) *cli.Command {
 			return nil
 		},
 	}
+}
+
+// probe asks the agent whether it serves, in its protocol: grpc.health.v1
+// for podhook's API; Tetragon serves no health service, so its own
+// GetVersion. It returns what answered.
+func probe(client *agentclient.Client, protocol string) (string, error) {
+	if protocol == config.ProtocolTetragon {
+		v, err := client.TetragonVersion(context.Background())
+		if err != nil {
+			return "", fmt.Errorf("Tetragon's GetVersion: %w", err)
+		}
+		return "Tetragon " + v, nil
+	}
+	return "grpc.health.v1", client.Check(context.Background())
 }
 
 func versionCommand() *cli.Command {

@@ -275,7 +275,7 @@ func checkInstalledAgent(c *cli.Context, cfgJSON []byte) {
 	client, err := agentclient.New(cfg.AgentAddress, agentclient.WithTimeout(cfg.Timeout.Duration()), agentclient.WithPeerUID(*cfg.AgentUID))
 	if err == nil {
 		defer client.Close()
-		err = client.Check(context.Background())
+		_, err = probe(client, cfg.AgentProtocol)
 	}
 	if err != nil {
 		fmt.Fprintf(c.App.Writer, "warning: agent at %s does not answer (%v): containers outside the fail-allow list will not start until it does\n", cfg.AgentAddress, err)

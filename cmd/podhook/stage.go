@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -82,7 +83,7 @@ func runStage(std stdio, st hook.Stage, start time.Time, args stageArgs, argsErr
 		LogPath: cfg.LogFile,
 	}
 	if args.Bool(flagDryRun) {
-		return dryRun(std.out, in, opts, cfg.Err)
+		return dryRun(std.out, in, opts, cfg)
 	}
 
 	client, err := agentclient.New(cfg.AgentAddress, agentclient.WithTimeout(cfg.Timeout.Duration()),
@@ -224,22 +225,22 @@ func (r *reportingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// dryRun prints the request the hook would send and what the fail check
-// would decide if the agent were unreachable.
-func dryRun(w io.Writer, in io.Reader, opts hook.Options, cfgErr error) error {
+// dryRun prints the request the hook would send, in the configured
+// protocol, and what the fail check would decide if the agent were
+// unreachable.
+func dryRun(w io.Writer, in io.Reader, opts hook.Options, cfg resolved) error {
 	inv, err := hook.Prepare(in, opts)
 	if err != nil {
 		return err
 	}
-	var req proto.Message = inv.CreateRequest()
-	if !opts.Stage.IsCreate() {
-		req = inv.StopRequest()
+	if cfg.AgentProtocol == config.ProtocolTetragon {
+		err = printTetragonRequest(w, inv, opts, cfg)
+	} else {
+		err = printRequest(w, inv, opts)
 	}
-	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(req)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "%s\n", b)
 	if inv.SpecErr != nil {
 		fmt.Fprintf(w, "note: %v (using the state's annotations)\n", inv.SpecErr)
 	}
@@ -249,8 +250,44 @@ func dryRun(w io.Writer, in io.Reader, opts hook.Options, cfgErr error) error {
 		verdict = "deny (exit 1)"
 	}
 	fmt.Fprintf(w, "if the agent were unreachable: %s: %s\n", verdict, d.Reason)
-	if err := errors.Join(cfgErr, d.PolicyErr); err != nil {
+	if err := errors.Join(cfg.Err, d.PolicyErr); err != nil {
 		fmt.Fprintf(w, "configuration invalid, the built-in safe defaults would apply: %v\n", err)
 	}
+	return nil
+}
+
+// printRequest prints podhook's own request as protojson.
+func printRequest(w io.Writer, inv *hook.Invocation, opts hook.Options) error {
+	var req proto.Message = inv.CreateRequest()
+	if !opts.Stage.IsCreate() {
+		req = inv.StopRequest()
+	}
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(req)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%s\n", b)
+	return nil
+}
+
+// printTetragonRequest prints what the tetragon protocol would send at
+// create: Tetragon's RuntimeHookRequest as protojson writes it, or
+// podhook's own denial of an identity it cannot send; at poststop nothing.
+func printTetragonRequest(w io.Writer, inv *hook.Invocation, opts hook.Options, cfg resolved) error {
+	if !opts.Stage.IsCreate() {
+		fmt.Fprintln(w, "agent_protocol tetragon: nothing is sent at poststop (Tetragon has no stop event)")
+		return nil
+	}
+	t := agentclient.Tetragon{SendUntrusted: cfg.TetragonUntrusted == config.TetragonUntrustedSendBare}
+	tc, denied := t.Request(inv.CreateRequest())
+	if denied != nil {
+		fmt.Fprintf(w, "agent_protocol tetragon: nothing is sent; exit 1: %s\n", denied.Error())
+		return nil
+	}
+	b, err := json.MarshalIndent(agentclient.TetragonRuntimeHookRequest{CreateContainer: tc}, "", "  ")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%s\n", b)
 	return nil
 }

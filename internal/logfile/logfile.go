@@ -99,6 +99,8 @@ func openRegular(path string, flag int) (*os.File, error) {
 		return nil, fmt.Errorf("%w: %s (refused)", ErrSymlink, path)
 	case errors.Is(err, syscall.ENXIO):
 		return nil, fmt.Errorf("%w: %s (refused)", ErrNotRegular, path)
+	case errors.Is(err, syscall.EISDIR):
+		return nil, fmt.Errorf("%w: %s is a directory (refused)", ErrNotRegular, path)
 	case err != nil:
 		return nil, fmt.Errorf("open log: %w", err)
 	}

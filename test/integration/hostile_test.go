@@ -293,3 +293,28 @@ func TestOneRecordWhateverTheLevel(t *testing.T) {
 		t.Fatalf("bad config: record %v", rec)
 	}
 }
+
+// TestOneStderrLineForEveryMistake: a value that does not parse, from a
+// flag or a PODHOOK_* variable, and a directory at the log path each give
+// one stderr line that says what is wrong, as the README says it.
+func TestOneStderrLineForEveryMistake(t *testing.T) {
+	cmd := exec.Command(podhook, "check")
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "PODHOOK_TIMEOUT=soon"}
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || out.String() != "" ||
+		!strings.Contains(oneLine(t, errb.String()), `"soon"`) || !strings.Contains(errb.String(), "PODHOOK_TIMEOUT") {
+		t.Fatalf("PODHOOK_TIMEOUT=soon: %v, stdout %q, stderr %q", err, out.String(), errb.String())
+	}
+	if r := runHook(t, nil, "check", "--timeout", "soon"); r.code != 1 || r.stdout != "" || !strings.Contains(oneLine(t, r.stderr), `"soon" for flag -timeout`) {
+		t.Fatalf("--timeout soon: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	dir := filepath.Join(t.TempDir(), "podhook.log")
+	os.Mkdir(dir, 0o700)
+	state, _ := bundle(t, "createRuntime", nil)
+	r := runHook(t, state, "createRuntime", "--agent-address", "unix:///nonexistent/a.sock", "--log-file", dir, "--fail-allow-namespaces", "payments")
+	if r.code != 0 || !strings.Contains(oneLine(t, r.stderr), "log path is not a regular file") {
+		t.Fatalf("a directory at the log path: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

@@ -205,3 +205,53 @@ func TestTetragonProtocol(t *testing.T) {
 		}
 	})
 }
+
+// TestTetragonCheckAndDryRun: under --agent-protocol tetragon, podhook
+// check asks Tetragon's own GetVersion (Tetragon serves no health service),
+// and --dry-run prints exactly the RuntimeHookRequest the live hook sends,
+// as Tetragon's agent decodes it.
+func TestTetragonCheckAndDryRun(t *testing.T) {
+	a := startTetragon(t)
+	none := filepath.Join(t.TempDir(), "none.json")
+	os.WriteFile(none, []byte("{}"), 0o600)
+	r := runHook(t, nil, "check", "--config", none, "--agent-address", a.address(), "--agent-protocol", "tetragon", "--agent-uid", "-1")
+	if r.code != 0 || !strings.Contains(r.stdout, "is serving (Tetragon v1.6.0-tetragonagent") {
+		t.Fatalf("check: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	// podhook's own protocol asks grpc.health, which Tetragon does not serve.
+	if r := runHook(t, nil, "check", "--config", none, "--agent-address", a.address(), "--agent-uid", "-1"); r.code != 1 {
+		t.Fatalf("check in podhook.v1 against Tetragon: exit %d, stdout %q", r.code, r.stdout)
+	}
+
+	state, _ := bundle(t, "createRuntime", nil)
+	args, _ := hookArgs(t, "createRuntime", a.address(), "--agent-protocol", "tetragon")
+	dry := runHook(t, state, append(args, "--dry-run")...)
+	if dry.code != 0 {
+		t.Fatalf("dry run: exit %d, %q", dry.code, dry.stderr)
+	}
+	end := strings.Index(dry.stdout, "\n}\n")
+	if end < 0 {
+		t.Fatalf("dry run printed %q", dry.stdout)
+	}
+	var printed struct {
+		CreateContainer tetragonCreate `json:"createContainer"`
+	}
+	if err := json.Unmarshal([]byte(dry.stdout[:end+2]), &printed); err != nil {
+		t.Fatalf("dry run output: %v\n%s", err, dry.stdout)
+	}
+	if len(a.received(t)) != 0 {
+		t.Fatal("the dry run reached the agent")
+	}
+	if r := runHook(t, state, args...); r.code != 0 {
+		t.Fatalf("live: exit %d, %q", r.code, r.stderr)
+	}
+	got := a.received(t)
+	if len(got) != 1 || !reflect.DeepEqual(got[0], printed.CreateContainer) {
+		t.Fatalf("the dry run printed\n%+v\nthe agent received\n%+v", printed.CreateContainer, got)
+	}
+	// An identity podhook cannot send: the dry run says podhook stops it.
+	forgedState, _ := bundle(t, "createRuntime", func(an map[string]string) { an["io.kubernetes.cri.container-type"] = "container" })
+	if r := runHook(t, forgedState, append(args, "--dry-run")...); r.code != 0 || !strings.Contains(r.stdout, "nothing is sent; exit 1: denied by podhook") {
+		t.Fatalf("forged dry run: exit %d, stdout %q", r.code, r.stdout)
+	}
+}

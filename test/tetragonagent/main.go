@@ -46,6 +46,11 @@ func (s *server) RuntimeHook(_ context.Context, req *tetragon.RuntimeHookRequest
 	return &tetragon.RuntimeHookResponse{}, nil
 }
 
+// GetVersion answers as Tetragon's agent does: its version.
+func (s *server) GetVersion(context.Context, *tetragon.GetVersionRequest) (*tetragon.GetVersionResponse, error) {
+	return &tetragon.GetVersionResponse{Version: "v1.6.0-tetragonagent"}, nil
+}
+
 func main() {
 	socket := flag.String("socket", "", "unix socket to serve on")
 	events := flag.String("events", "", "file the requests are appended to, one JSON line each")
