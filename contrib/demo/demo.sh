@@ -19,7 +19,7 @@ hook() { "$bin/podhook" createRuntime --agent-address "unix://$sock" --log-file 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 # Indented JSON for a person; python3 when there is one, the line as is
-# otherwise.
+# otherwise. Every pipe into it ends in a reader that reads to the end.
 pretty() { if command -v python3 >/dev/null; then python3 -m json.tool; else cat; fi; }
 start_agent() {
 	"$bin/podhook-agent" --socket "$sock" --events "$events" "$@" 2>/dev/null &
@@ -39,7 +39,11 @@ echo "   (one cold run, timed by this shell: process start, page cache and the"
 echo "   agent's first connection included; make bench times 200 runs each of the"
 echo "   hook and a grpc-go floor, interleaved, and reports medians of a few ms)"
 echo "-- the hook's log record:"; tail -n 1 "$log" | pretty
-echo "-- what the agent received (its event, the request indented):"; tail -n 1 "$events" | pretty | head -n 40; echo "   ..."
+# Through files, never a pipe into head: head exits after its lines, and a
+# writer still writing into the closed pipe would fail the demo (pipefail).
+echo "-- what the agent received (its event, the request indented):"
+tail -n 1 "$events" > "$work/event.json"; pretty < "$work/event.json" > "$work/event.txt"
+head -n 40 "$work/event.txt"; echo "   ..."
 
 step "2. the agent denies namespace payments (podhook-agent --deny-namespace payments)"
 stop_agent; start_agent --deny-namespace payments

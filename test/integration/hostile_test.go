@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -316,5 +317,22 @@ func TestOneStderrLineForEveryMistake(t *testing.T) {
 	r := runHook(t, state, "createRuntime", "--agent-address", "unix:///nonexistent/a.sock", "--log-file", dir, "--fail-allow-namespaces", "payments")
 	if r.code != 0 || !strings.Contains(oneLine(t, r.stderr), "log path is not a regular file") {
 		t.Fatalf("a directory at the log path: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// TestDemoHasNoEarlyClosingPipe: the README's first command must not
+// depend on output timing: under pipefail, a writer into a pipe whose
+// reader exits early (head) fails the demo when it is slower than the
+// reader.
+func TestDemoHasNoEarlyClosingPipe(t *testing.T) {
+	b, err := os.ReadFile("../../contrib/demo/demo.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	early := regexp.MustCompile(`\|\s*(head|sed -n [^|]*q|grep -m|grep -q|awk [^|]*exit)\b`)
+	for i, line := range strings.Split(string(b), "\n") {
+		if code, _, _ := strings.Cut(line, "#"); early.MatchString(code) {
+			t.Errorf("demo.sh:%d pipes into a reader that may exit early: %s", i+1, strings.TrimSpace(line))
+		}
 	}
 }
