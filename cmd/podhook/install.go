@@ -287,7 +287,7 @@ func checkInstalledAgent(c *cli.Context, cfgJSON []byte) {
 func uninstallCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "uninstall",
-		Usage: "remove podhook from the host: hooks.d registrations first, then config and binary",
+		Usage: "remove podhook from the host: the CRI-O drop-in podhook wrote and the hooks.d registrations first, then the config, the binary last",
 		Flags: append(hostFlags(),
 			&cli.BoolFlag{Name: "wait", Usage: "once done, stay running until SIGTERM (for a DaemonSet whose pods show completion by running)"},
 		),

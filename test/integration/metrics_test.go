@@ -103,18 +103,11 @@ func TestKeeperEventsCounted(t *testing.T) {
 	}
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
 	metric := func() string {
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err != nil {
-			return ""
+		v, up := sample(addr, `podhook_keeper_events_total{event="restored"}`)
+		if up && v == "" {
+			return "0"
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		for _, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, `podhook_keeper_events_total{event="restored"}`) {
-				return strings.Fields(line)[1]
-			}
-		}
-		return "0"
+		return v
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for metric() == "" {
@@ -148,20 +141,7 @@ func TestMonitorSaysWhenTheLogIsMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
-	gauge := func() string {
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err != nil {
-			return ""
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		for _, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, "podhook_log_file_present ") {
-				return strings.Fields(line)[1]
-			}
-		}
-		return ""
-	}
+	gauge := func() string { v, _ := sample(addr, "podhook_log_file_present "); return v }
 	waitFor(t, "the gauge at 0", func() bool { return gauge() == "0" })
 	if !strings.Contains(out.String(), `"level":"WARN","msg":"the hook's log does not exist here`) {
 		t.Fatalf("no warning in the monitor's log:\n%s", out.String())
@@ -172,4 +152,21 @@ func TestMonitorSaysWhenTheLogIsMissing(t *testing.T) {
 	if strings.Count(out.String(), "does not exist here") != 1 {
 		t.Fatalf("the warning repeated:\n%s", out.String())
 	}
+}
+
+// sample scrapes addr's /metrics and returns the value of the first line
+// that starts with prefix ("" when none), and whether the scrape answered.
+func sample(addr, prefix string) (string, bool) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return "", false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, prefix) {
+			return strings.Fields(line)[1], true
+		}
+	}
+	return "", true
 }
