@@ -127,11 +127,22 @@ func (c *CRI) State(id string) string {
 	return strings.TrimSpace(out)
 }
 
+// RemovePod stops the pod's containers at once (a container's PID 1
+// ignores SIGTERM: a graceful stop would wait out the runtime's stop
+// timeout), then removes the pod.
+func (c *CRI) RemovePod(id string) {
+	out, _ := c.Run("ps", "-a", "-q", "--pod", id)
+	for _, cid := range strings.Fields(out) {
+		c.Run("stop", "-t", "0", cid)
+	}
+	c.Run("rmp", "-f", id)
+}
+
 // RemoveAllPods removes every pod the runtime knows.
 func (c *CRI) RemoveAllPods() {
 	out, _ := c.Run("pods", "-q")
 	for _, id := range strings.Fields(out) {
-		c.Run("rmp", "-f", id)
+		c.RemovePod(id)
 	}
 }
 
@@ -253,7 +264,7 @@ func (w *World) RunPod(p PodSpec) Pod {
 	if err != nil {
 		w.T.Fatal(err)
 	}
-	w.T.Cleanup(func() { w.CRI.Run("rmp", "-f", pd.ID) })
+	w.T.Cleanup(func() { w.CRI.RemovePod(pd.ID) })
 	return pd
 }
 
