@@ -56,6 +56,9 @@ type PodSpec struct {
 	// Kubelet adds what a kubelet sends with every sandbox: its labels
 	// (io.kubernetes.pod.*) and the pod's cgroup parent under kubepods.
 	Kubelet bool
+	// SharePID gives the pod one PID namespace (shareProcessNamespace):
+	// CRI-O then runs an infra container to hold it.
+	SharePID bool
 }
 
 // Pod is a running pod sandbox.
@@ -63,7 +66,7 @@ type Pod struct {
 	ID, UID, Name, Namespace string
 	CgroupParent             string
 	Cfg                      string // the pod config crictl needs again at create
-	Kubelet                  bool
+	Kubelet, SharePID        bool
 }
 
 func (p Pod) String() string { return p.Namespace + "/" + p.Name }
@@ -73,7 +76,7 @@ func (c *CRI) RunPod(p PodSpec) (Pod, error) {
 	seq := c.seq.Add(1)
 	uid := fmt.Sprintf("0000%04d-5a4d-4e8f-9b7a-1c2d3e4f5a6b", seq)
 	name := fmt.Sprintf("%s-%d", p.Name, seq)
-	pd := Pod{UID: uid, Name: name, Namespace: p.Namespace, Kubelet: p.Kubelet}
+	pd := Pod{UID: uid, Name: name, Namespace: p.Namespace, Kubelet: p.Kubelet, SharePID: p.SharePID}
 	nsOpts := map[string]any{"network": 2} // NODE
 	linux := map[string]any{"security_context": map[string]any{"namespace_options": nsOpts}}
 	cfg := map[string]any{
@@ -86,7 +89,9 @@ func (c *CRI) RunPod(p PodSpec) (Pod, error) {
 		cfg["labels"] = map[string]string{"io.kubernetes.pod.name": name, "io.kubernetes.pod.namespace": p.Namespace, "io.kubernetes.pod.uid": uid}
 		pd.CgroupParent = "/kubepods/besteffort/pod" + uid
 		linux["cgroup_parent"] = pd.CgroupParent
-		nsOpts["pid"] = 1 // CONTAINER, as a kubelet asks unless the pod shares its process namespace
+		if !p.SharePID {
+			nsOpts["pid"] = 1 // CONTAINER, as a kubelet asks unless the pod shares its process namespace
+		}
 	}
 	pd.Cfg = filepath.Join(c.Dir, "pod-"+name+".json")
 	if err := WriteJSON(pd.Cfg, cfg); err != nil {
@@ -112,7 +117,11 @@ func (c *CRI) Create(p Pod, name string, args ...string) (string, error) {
 		cfg["annotations"] = map[string]string{"io.kubernetes.container.hash": "1a2b3c4d", "io.kubernetes.container.restartCount": "0",
 			"io.kubernetes.container.terminationMessagePath": "/dev/termination-log", "io.kubernetes.container.terminationMessagePolicy": "File",
 			"io.kubernetes.pod.terminationGracePeriod": "30"}
-		cfg["linux"] = map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{"network": 2, "pid": 1}}}
+		pid := 1 // CONTAINER
+		if p.SharePID {
+			pid = 0 // POD
+		}
+		cfg["linux"] = map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{"network": 2, "pid": pid}}}
 	}
 	path := filepath.Join(c.Dir, "ctr-"+p.Name+"-"+name+".json")
 	if err := WriteJSON(path, cfg); err != nil {

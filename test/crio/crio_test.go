@@ -3,9 +3,11 @@
 package crio
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/podhook/podhook/test/crinode"
+	"github.com/podhook/podhook/test/harness"
 )
 
 // checkIdentity asserts the agent saw p's true identity, from CRI-O's own
@@ -103,5 +105,34 @@ func TestAgentHung(t *testing.T) {
 	sid := w.mustCreate(system, "proxy")
 	if rec := w.Record(sid, "createRuntime"); rec["fail_open"] != true || rec["error_kind"] != "deadline" {
 		t.Fatalf("record %v", rec)
+	}
+}
+
+// TestInfraContainerNeverHooked: a pod that shares its PID namespace gets
+// an infra (pause) container from CRI-O; CRI-O never runs hooks.d hooks
+// for it, only for the pod's workload containers.
+func TestInfraContainerNeverHooked(t *testing.T) {
+	w := newWorld(t, nil)
+	w.StartAgent()
+	p := w.RunPod(crinode.PodSpec{Name: "shared", Namespace: "tenant-a", Kubelet: true, SharePID: true})
+	out, err := n.Run("inspectp", "-o", "go-template", "--template", "{{.info.runtimeSpec.process.args}}", p.ID)
+	if err != nil || !strings.Contains(out, "trap") {
+		t.Fatalf("no infra container running the pause image: %q, %v", out, err)
+	}
+	id := w.mustCreate(p, "app")
+	checkIdentity(t, w.Received(id, "CreateContainer")[0], p, "app")
+	evs, _ := harness.ReadEvents(w.Events)
+	for _, ev := range evs {
+		if ev.Request.Container.ID == p.ID || ev.Request.Container.Type == "sandbox" {
+			t.Fatalf("the infra container got the hook: %+v", ev.Request.Container)
+		}
+	}
+	for _, r := range crinode.ReadLines(w.Log) {
+		if r["container_id"] == p.ID {
+			t.Fatalf("a record for the infra container: %v", r)
+		}
+	}
+	if len(evs) != 1 {
+		t.Fatalf("the agent received %d events, want the workload container's create alone", len(evs))
 	}
 }
