@@ -9,16 +9,18 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/podhook/podhook/test/crinode"
 )
 
 // checkIdentity asserts the agent saw p's true identity, from the runtime.
-func checkIdentity(t *testing.T, ev event, p pod, container string) {
+func checkIdentity(t *testing.T, ev event, p crinode.Pod, container string) {
 	t.Helper()
 	r := ev.Request
-	if r.Pod.Namespace != p.namespace || r.Pod.Name != p.name || r.Pod.UID != p.uid || r.Pod.SandboxID != p.id ||
+	if r.Pod.Namespace != p.Namespace || r.Pod.Name != p.Name || r.Pod.UID != p.UID || r.Pod.SandboxID != p.ID ||
 		r.Container.Name != container || r.Container.Runtime != "containerd" || r.Container.Image != image ||
 		!r.Identity.Trusted || r.Identity.Source != "runtime" {
-		t.Fatalf("the agent received %+v\nwant pod %s/%s uid %s sandbox %s, container %s, trusted, from the runtime", r, p.namespace, p.name, p.uid, p.id, container)
+		t.Fatalf("the agent received %+v\nwant pod %s/%s uid %s sandbox %s, container %s, trusted, from the runtime", r, p.Namespace, p.Name, p.UID, p.ID, container)
 	}
 }
 
@@ -26,11 +28,11 @@ func checkIdentity(t *testing.T, ev event, p pod, container string) {
 // create and again at poststop.
 func TestAllowAndPoststop(t *testing.T) {
 	w := newWorld(t, nil)
-	w.startAgent("--deny-namespace", "ledger")
-	p := w.runPod(podSpec{name: "web", namespace: "tenant-a"})
+	w.StartAgent("--deny-namespace", "ledger")
+	p := w.RunPod(crinode.PodSpec{Name: "web", Namespace: "tenant-a"})
 	id := w.create(p, "app")
 	w.mustStart(id)
-	evs := w.received(id, "CreateContainer")
+	evs := w.Received(id, "CreateContainer")
 	if len(evs) != 1 {
 		t.Fatalf("agent received %d creates, want 1", len(evs))
 	}
@@ -39,17 +41,17 @@ func TestAllowAndPoststop(t *testing.T) {
 		t.Fatalf("stage %q", evs[0].Request.Stage)
 	}
 	// Under NRI the pod's sandbox (pause) container never gets the hook.
-	if evs := w.received(p.id, "CreateContainer"); len(evs) != 0 {
+	if evs := w.Received(p.ID, "CreateContainer"); len(evs) != 0 {
 		t.Fatalf("the sandbox got the hook: %+v", evs)
 	}
-	rec := w.record(id, "createRuntime")
+	rec := w.Record(id, "createRuntime")
 	if rec["decision"] != "allow" || rec["identity_trusted"] != true || rec["identity_source"] != "runtime" || rec["runtime"] != "containerd" {
 		t.Fatalf("record %v", rec)
 	}
 
-	w.stop(id)
-	checkIdentity(t, w.waitReceived(id, "StopContainer"), p, "app")
-	if rec := w.record(id, "poststop"); rec["decision"] != "allow" {
+	w.Stop(id)
+	checkIdentity(t, w.WaitReceived(id, "StopContainer"), p, "app")
+	if rec := w.Record(id, "poststop"); rec["decision"] != "allow" {
 		t.Fatalf("poststop record %v", rec)
 	}
 }
@@ -58,11 +60,11 @@ func TestAllowAndPoststop(t *testing.T) {
 // start error, as kubectl describe shows it.
 func TestDeny(t *testing.T) {
 	w := newWorld(t, nil)
-	w.startAgent("--deny-namespace", "ledger")
-	p := w.runPod(podSpec{name: "books", namespace: "ledger"})
+	w.StartAgent("--deny-namespace", "ledger")
+	p := w.RunPod(crinode.PodSpec{Name: "books", Namespace: "ledger"})
 	id := w.create(p, "app")
 	w.mustFail(id, `denied by agent: namespace \"ledger\" is denied by podhook-agent`)
-	evs := w.received(id, "CreateContainer")
+	evs := w.Received(id, "CreateContainer")
 	if len(evs) != 1 || evs[0].Response.Verdict != "VERDICT_DENY" {
 		t.Fatalf("agent events %+v", evs)
 	}
@@ -73,17 +75,17 @@ func TestDeny(t *testing.T) {
 // (on the fail-allow list) fails open.
 func TestAgentDown(t *testing.T) {
 	w := newWorld(t, map[string]any{"fail_allow_namespaces": []string{"kube-system"}})
-	tenant := w.runPod(podSpec{name: "web", namespace: "tenant-a"})
+	tenant := w.RunPod(crinode.PodSpec{Name: "web", Namespace: "tenant-a"})
 	id := w.create(tenant, "app")
 	w.mustFail(id, `namespace \"tenant-a\" is not on the fail-allow list: failing closed`)
-	if rec := w.record(id, "createRuntime"); rec["error_kind"] != "unreachable" || rec["fail_open"] != false {
+	if rec := w.Record(id, "createRuntime"); rec["error_kind"] != "unreachable" || rec["fail_open"] != false {
 		t.Fatalf("record %v", rec)
 	}
 
-	system := w.runPod(podSpec{name: "kube-proxy", namespace: "kube-system"})
+	system := w.RunPod(crinode.PodSpec{Name: "kube-proxy", Namespace: "kube-system"})
 	sid := w.create(system, "proxy")
 	w.mustStart(sid)
-	if rec := w.record(sid, "createRuntime"); rec["fail_open"] != true || rec["pod_namespace"] != "kube-system" || rec["identity_trusted"] != true {
+	if rec := w.Record(sid, "createRuntime"); rec["fail_open"] != true || rec["pod_namespace"] != "kube-system" || rec["identity_trusted"] != true {
 		t.Fatalf("record %v", rec)
 	}
 }
@@ -92,11 +94,11 @@ func TestAgentDown(t *testing.T) {
 // deadline, then the fail check decides.
 func TestAgentHung(t *testing.T) {
 	w := newWorld(t, map[string]any{"fail_allow_namespaces": []string{"kube-system"}, "timeout": "1s"})
-	w.hangAgent()
-	tenant := w.runPod(podSpec{name: "web", namespace: "tenant-a"})
+	w.HangAgent()
+	tenant := w.RunPod(crinode.PodSpec{Name: "web", Namespace: "tenant-a"})
 	id := w.create(tenant, "app")
 	w.mustFail(id, "agent deadline exceeded")
-	rec := w.record(id, "createRuntime")
+	rec := w.Record(id, "createRuntime")
 	if rec["error_kind"] != "deadline" {
 		t.Fatalf("record %v", rec)
 	}
@@ -104,10 +106,10 @@ func TestAgentHung(t *testing.T) {
 	if ms, _ := rec["agent_ms"].(float64); ms < 1000 || ms > 5000 {
 		t.Fatalf("agent call took %v ms, want about the 1 s deadline", rec["agent_ms"])
 	}
-	system := w.runPod(podSpec{name: "kube-proxy", namespace: "kube-system"})
+	system := w.RunPod(crinode.PodSpec{Name: "kube-proxy", Namespace: "kube-system"})
 	sid := w.create(system, "proxy")
 	w.mustStart(sid)
-	if rec := w.record(sid, "createRuntime"); rec["fail_open"] != true || rec["error_kind"] != "deadline" {
+	if rec := w.Record(sid, "createRuntime"); rec["fail_open"] != true || rec["error_kind"] != "deadline" {
 		t.Fatalf("record %v", rec)
 	}
 }
@@ -117,8 +119,8 @@ func TestAgentHung(t *testing.T) {
 // restart, and the next container gets the hook again.
 func TestContainerdRestart(t *testing.T) {
 	w := newWorld(t, nil)
-	w.startAgent()
-	p := w.runPod(podSpec{name: "web", namespace: "tenant-a"})
+	w.StartAgent()
+	p := w.RunPod(crinode.PodSpec{Name: "web", Namespace: "tenant-a"})
 	before := w.create(p, "before")
 	w.mustStart(before)
 
@@ -136,7 +138,7 @@ func TestContainerdRestart(t *testing.T) {
 	if err := n.waitInjected(); err != nil {
 		t.Fatal(err)
 	}
-	if s := w.state(before); s != "CONTAINER_RUNNING" {
+	if s := n.State(before); s != "CONTAINER_RUNNING" {
 		t.Fatalf("container from before the restart is %s", s)
 	}
 	if r := n.withoutHook()[before]; r != nil {
@@ -144,7 +146,7 @@ func TestContainerdRestart(t *testing.T) {
 	}
 	after := w.create(p, "after")
 	w.mustStart(after)
-	checkIdentity(t, w.waitReceived(after, "CreateContainer"), p, "after")
+	checkIdentity(t, w.WaitReceived(after, "CreateContainer"), p, "after")
 }
 
 // TestPluginRestart: a container created while podhook-nri is away runs
@@ -152,15 +154,15 @@ func TestContainerdRestart(t *testing.T) {
 // that got the hook before is not.
 func TestPluginRestart(t *testing.T) {
 	w := newWorld(t, nil)
-	w.startAgent()
-	p := w.runPod(podSpec{name: "web", namespace: "tenant-a"})
+	w.StartAgent()
+	p := w.RunPod(crinode.PodSpec{Name: "web", Namespace: "tenant-a"})
 	hooked := w.create(p, "hooked")
 	w.mustStart(hooked)
 
 	n.stopPlugin()
 	gap := w.create(p, "gap")
 	w.mustStart(gap)
-	if evs := w.received(gap, "CreateContainer"); len(evs) != 0 {
+	if evs := w.Received(gap, "CreateContainer"); len(evs) != 0 {
 		t.Fatalf("the agent heard of a container created without the plugin: %+v", evs)
 	}
 	if err := n.startPlugin(); err != nil {
@@ -175,13 +177,13 @@ func TestPluginRestart(t *testing.T) {
 	}
 	// The plugin delivers the gap container to the agent, with the
 	// identity the runtime gave it.
-	checkSynced(t, w.waitReceived(gap, "CreateContainer"), p, "gap", "runtime")
-	if evs := w.received(hooked, "CreateContainer"); len(evs) != 1 {
+	checkSynced(t, w.WaitReceived(gap, "CreateContainer"), p, "gap", "runtime")
+	if evs := w.Received(hooked, "CreateContainer"); len(evs) != 1 {
 		t.Fatalf("the hooked container was reported again: %+v", evs)
 	}
 	next := w.create(p, "next")
 	w.mustStart(next)
-	checkIdentity(t, w.waitReceived(next, "CreateContainer"), p, "next")
+	checkIdentity(t, w.WaitReceived(next, "CreateContainer"), p, "next")
 }
 
 // withoutHook returns podhook-nri's "created without the hook" records by
@@ -215,21 +217,21 @@ func TestDefaultValidatorGap(t *testing.T) {
 		}
 	})
 	w := newWorld(t, nil)
-	w.startAgent()
-	p := w.runPod(podSpec{name: "web", namespace: "tenant-a"})
+	w.StartAgent()
+	p := w.RunPod(crinode.PodSpec{Name: "web", Namespace: "tenant-a"})
 	hooked := w.create(p, "hooked")
 	w.mustStart(hooked)
 
 	n.stopPlugin()
-	first, err := n.createE(p, "first", "/bin/sleep", "3600")
+	first, err := n.Create(p, "first", "/bin/sleep", "3600")
 	if err != nil {
 		t.Fatalf("first create after the plugin died: %v", err)
 	}
 	w.mustStart(first)
-	if evs := w.received(first, "CreateContainer"); len(evs) != 0 {
+	if evs := w.Received(first, "CreateContainer"); len(evs) != 0 {
 		t.Fatalf("the agent heard of %s: %+v", first, evs)
 	}
-	if _, err := n.createE(p, "second", "/bin/sleep", "3600"); err == nil || !strings.Contains(err.Error(), "podhook") {
+	if _, err := n.Create(p, "second", "/bin/sleep", "3600"); err == nil || !strings.Contains(err.Error(), "podhook") {
 		t.Fatalf("second create after the plugin died: %v, want a rejection naming the required plugin", err)
 	} else {
 		t.Logf("second create rejected: %s", err)
@@ -249,13 +251,13 @@ func TestDefaultValidatorGap(t *testing.T) {
 // and never reaches Tetragon.
 func TestTetragonProtocol(t *testing.T) {
 	w := newWorld(t, map[string]any{"agent_protocol": "tetragon"})
-	events := filepath.Join(w.dir, "tetragon.jsonl")
-	agent := exec.Command(filepath.Join(filepath.Dir(n.podhook), "tetragonagent"), "-socket", w.socket, "-events", events)
+	events := filepath.Join(w.Dir, "tetragon.jsonl")
+	agent := exec.Command(filepath.Join(filepath.Dir(n.podhook), "tetragonagent"), "-socket", w.Socket, "-events", events)
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { agent.Process.Signal(syscall.SIGTERM); agent.Wait() }()
-	for i := 0; !dialable(w.socket); i++ {
+	for i := 0; !crinode.Dialable(w.Socket); i++ {
 		if i == 500 {
 			t.Fatal("tetragon agent did not start")
 		}
@@ -263,19 +265,19 @@ func TestTetragonProtocol(t *testing.T) {
 	}
 	received := func() []map[string]any {
 		var out []map[string]any
-		for _, r := range readLines(events) {
+		for _, r := range crinode.ReadLines(events) {
 			if cc, ok := r["createContainer"].(map[string]any); ok {
 				out = append(out, cc)
 			}
 		}
 		return out
 	}
-	p := w.runPod(podSpec{name: "web", namespace: "tenant-a"})
+	p := w.RunPod(crinode.PodSpec{Name: "web", Namespace: "tenant-a"})
 	id := w.create(p, "app")
 	w.mustStart(id)
 	got := received()
-	if len(got) != 1 || got[0]["containerID"] != id || got[0]["podNamespace"] != "tenant-a" || got[0]["podName"] != p.name ||
-		got[0]["podUID"] != p.uid || got[0]["containerName"] != "app" || got[0]["containerImage"] != image {
+	if len(got) != 1 || got[0]["containerID"] != id || got[0]["podNamespace"] != "tenant-a" || got[0]["podName"] != p.Name ||
+		got[0]["podUID"] != p.UID || got[0]["containerName"] != "app" || got[0]["containerImage"] != image {
 		t.Fatalf("Tetragon received %v", got)
 	}
 	if cg, _ := got[0]["cgroupsPath"].(string); !strings.HasSuffix(cg, id) {
@@ -285,7 +287,7 @@ func TestTetragonProtocol(t *testing.T) {
 		t.Fatalf("rootDir %q", root)
 	}
 
-	forger := w.runPod(podSpec{name: "books", namespace: "ledger", annotations: forgeries["io.container.manager + io.kubernetes.pod.*"]})
+	forger := w.RunPod(crinode.PodSpec{Name: "books", Namespace: "ledger", Annotations: forgeries["io.container.manager + io.kubernetes.pod.*"]})
 	fid := w.create(forger, "app")
 	w.mustFail(fid, "denied by podhook: pod identity not trusted")
 	if len(received()) != 1 {

@@ -5,6 +5,8 @@ package containerd
 import (
 	"fmt"
 	"testing"
+
+	"github.com/podhook/podhook/test/crinode"
 )
 
 // forgeries are the key families a pod's author can write on containerd
@@ -16,14 +18,14 @@ var forgeries = map[string]map[string]string{
 	// runtime: detected as CRI-O, the agent was shown kube-system.
 	"io.container.manager + io.kubernetes.pod.*": {
 		"io.container.manager":        "cri-o",
-		"io.kubernetes.pod.namespace": "kube-system",
-		"io.kubernetes.pod.name":      "kube-proxy-x",
-		"io.kubernetes.pod.uid":       "11111111-2222-4333-8444-555555555555",
+		"io.kubernetes.pod.Namespace": "kube-system",
+		"io.kubernetes.pod.Name":      "kube-proxy-x",
+		"io.kubernetes.pod.UID":       "11111111-2222-4333-8444-555555555555",
 	},
 	"io.kubernetes.pod.*": {
-		"io.kubernetes.pod.namespace": "kube-system",
-		"io.kubernetes.pod.name":      "kube-proxy-x",
-		"io.kubernetes.pod.uid":       "11111111-2222-4333-8444-555555555555",
+		"io.kubernetes.pod.Namespace": "kube-system",
+		"io.kubernetes.pod.Name":      "kube-proxy-x",
+		"io.kubernetes.pod.UID":       "11111111-2222-4333-8444-555555555555",
 	},
 	// containerd's own keys: containerd writes them after the pod's.
 	"io.kubernetes.cri.*": {
@@ -57,29 +59,29 @@ func TestForgeryMatrix(t *testing.T) {
 			t.Run(fmt.Sprintf("agent up=%v, kube-system fail-allow=%v", agentUp, failAllow), func(t *testing.T) {
 				w := newWorld(t, map[string]any{"fail_allow_namespaces": allow})
 				if agentUp {
-					w.startAgent("--deny-namespace", "ledger")
+					w.StartAgent("--deny-namespace", "ledger")
 				}
 				for family, keys := range forgeries {
 					cases++
-					p := w.runPod(podSpec{name: "books", namespace: "ledger", annotations: keys})
+					p := w.RunPod(crinode.PodSpec{Name: "books", Namespace: "ledger", Annotations: keys})
 					id := w.create(p, "app")
 					if err := w.start(id); err == nil {
 						t.Errorf("%s: the forging pod started", family)
 					}
-					rec := w.record(id, "createRuntime")
-					if rec["pod_namespace"] != "ledger" || rec["pod_name"] != p.name || rec["pod_uid"] != p.uid || rec["fail_open"] != false {
+					rec := w.Record(id, "createRuntime")
+					if rec["pod_namespace"] != "ledger" || rec["pod_name"] != p.Name || rec["pod_uid"] != p.UID || rec["fail_open"] != false {
 						t.Errorf("%s: hook record %v", family, rec)
 					}
 					if !agentUp {
 						continue
 					}
-					evs := w.received(id, "CreateContainer")
+					evs := w.Received(id, "CreateContainer")
 					if len(evs) != 1 {
 						t.Errorf("%s: agent received %d creates", family, len(evs))
 						continue
 					}
 					got := evs[0].Request
-					if got.Pod.Namespace != "ledger" || got.Pod.Name != p.name || got.Pod.UID != p.uid || got.Identity.Source != "runtime" {
+					if got.Pod.Namespace != "ledger" || got.Pod.Name != p.Name || got.Pod.UID != p.UID || got.Identity.Source != "runtime" {
 						t.Errorf("%s: agent received pod %+v identity %+v", family, got.Pod, got.Identity)
 					}
 					t.Logf("%-45s agent saw %s/%s trusted=%v verdict=%s", family, got.Pod.Namespace, got.Pod.Name, got.Identity.Trusted, evs[0].Response.Verdict)
@@ -93,16 +95,16 @@ func TestForgeryMatrix(t *testing.T) {
 	// kube-system pod fail open, and deny a clean ledger pod by namespace.
 	t.Run("control", func(t *testing.T) {
 		w := newWorld(t, map[string]any{"fail_allow_namespaces": []string{"kube-system"}})
-		sys := w.runPod(podSpec{name: "kube-proxy", namespace: "kube-system"})
+		sys := w.RunPod(crinode.PodSpec{Name: "kube-proxy", Namespace: "kube-system"})
 		id := w.create(sys, "proxy")
 		w.mustStart(id)
-		if rec := w.record(id, "createRuntime"); rec["fail_open"] != true {
+		if rec := w.Record(id, "createRuntime"); rec["fail_open"] != true {
 			t.Fatalf("true kube-system pod did not fail open: %v", rec)
 		}
-		w.startAgent("--deny-namespace", "ledger")
-		clean := w.runPod(podSpec{name: "books", namespace: "ledger"})
+		w.StartAgent("--deny-namespace", "ledger")
+		clean := w.RunPod(crinode.PodSpec{Name: "books", Namespace: "ledger"})
 		cid := w.create(clean, "app")
 		w.mustFail(cid, `namespace \"ledger\" is denied by podhook-agent`)
-		checkIdentity(t, w.received(cid, "CreateContainer")[0], clean, "app")
+		checkIdentity(t, w.Received(cid, "CreateContainer")[0], clean, "app")
 	})
 }

@@ -3,21 +3,18 @@
 package containerd
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/podhook/podhook/test/crinode"
 	"github.com/podhook/podhook/test/harness"
 )
 
@@ -52,6 +49,7 @@ func TestMain(m *testing.M) {
 }
 
 type node struct {
+	crinode.CRI
 	dir      string // short: unix socket paths are limited to 108 bytes
 	tools    string // containerd, containerd-shim-runc-v2, ctr, crictl
 	podhook  string
@@ -62,7 +60,6 @@ type node struct {
 	plugin  *exec.Cmd
 	nriLog  string
 	hookCfg string
-	seq     atomic.Int64
 }
 
 func (n *node) sock() string    { return filepath.Join(n.dir, "c.sock") }
@@ -84,6 +81,7 @@ func newNode() (*node, error) {
 		}
 		n.tools = filepath.Dir(p)
 	}
+	n.CRI = crinode.CRI{Crictl: filepath.Join(n.tools, "crictl"), Endpoint: n.sock(), Dir: dir, Image: image}
 	if _, err := exec.LookPath("runc"); err != nil {
 		return n, fmt.Errorf("runc: %w (apt-get install runc)", err)
 	}
@@ -156,8 +154,7 @@ state = %[2]q
 	if err := os.WriteFile(filepath.Join(n.dir, "config.toml"), []byte(cfg), 0o600); err != nil {
 		return err
 	}
-	crictl := fmt.Sprintf("runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 30\n", n.sock(), n.sock())
-	return os.WriteFile(filepath.Join(n.dir, "crictl.yaml"), []byte(crictl), 0o600)
+	return n.WriteConfig()
 }
 
 func validatorConfig(on bool) string {
@@ -208,7 +205,7 @@ func (n *node) startContainerd() error {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		_, err := n.crictl("info")
+		_, err := n.Run("info")
 		if err == nil {
 			return nil
 		}
@@ -273,18 +270,18 @@ func (n *node) startPlugin() error {
 
 // waitInjected creates probe containers until one gets podhook's hook.
 func (n *node) waitInjected() error {
-	pod, err := n.runPodE(podSpec{name: "probe", namespace: "probe"})
+	pod, err := n.RunPod(crinode.PodSpec{Name: "probe", Namespace: "probe"})
 	if err != nil {
 		return err
 	}
-	defer n.crictl("rmp", "-f", pod.id)
+	defer n.Run("rmp", "-f", pod.ID)
 	for i := 0; i < 200; i++ {
-		cid, err := n.createE(pod, fmt.Sprintf("probe-%d", i), "/bin/true")
+		cid, err := n.Create(pod, fmt.Sprintf("probe-%d", i), "/bin/true")
 		if err != nil {
 			return err
 		}
-		out, err := n.crictl("inspect", cid)
-		n.crictl("rm", "-f", cid)
+		out, err := n.Run("inspect", cid)
+		n.Run("rm", "-f", cid)
 		if err == nil && strings.Contains(out, n.podhook) {
 			return nil
 		}
@@ -304,7 +301,7 @@ func (n *node) stopPlugin() {
 
 // nriRecords parses podhook-nri's JSON-lines log.
 func (n *node) nriRecords() []map[string]any {
-	return readLines(n.nriLog)
+	return crinode.ReadLines(n.nriLog)
 }
 
 func (n *node) countNRI(msg string) int {
@@ -331,10 +328,7 @@ func (n *node) waitNRI(msg string, count int) error {
 
 func (n *node) close() {
 	if n.ctrd != nil {
-		out, _ := n.crictl("pods", "-q")
-		for _, id := range strings.Fields(out) {
-			n.crictl("rmp", "-f", id)
-		}
+		n.RemoveAllPods()
 	}
 	n.stopPlugin()
 	n.stopContainerd()
@@ -352,96 +346,4 @@ func (n *node) dump() {
 		}
 		fmt.Fprintf(os.Stderr, "--- %s (tail)\n%s\n", f, b)
 	}
-}
-
-// crictl runs crictl against the node's containerd.
-func (n *node) crictl(args ...string) (string, error) {
-	cmd := exec.Command(filepath.Join(n.tools, "crictl"), append([]string{"--config", filepath.Join(n.dir, "crictl.yaml")}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("crictl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
-	}
-	return strings.TrimSpace(out.String()), nil
-}
-
-// podSpec is a pod to run.
-type podSpec struct {
-	name, namespace string
-	annotations     map[string]string
-}
-
-type pod struct {
-	id, uid, name, namespace string
-	cfg                      string // the pod config file crictl needs again at create
-}
-
-// runPodE runs a host-network pod sandbox with a fresh UID.
-func (n *node) runPodE(p podSpec) (pod, error) {
-	seq := n.seq.Add(1)
-	uid := fmt.Sprintf("0000%04d-5a4d-4e8f-9b7a-1c2d3e4f5a6b", seq)
-	name := fmt.Sprintf("%s-%d", p.name, seq)
-	cfg := map[string]any{
-		"metadata":      map[string]any{"name": name, "namespace": p.namespace, "uid": uid, "attempt": 0},
-		"annotations":   p.annotations,
-		"log_directory": filepath.Join(n.dir, "logs", name),
-		"linux":         map[string]any{"security_context": map[string]any{"namespace_options": map[string]any{"network": 2}}}, // NODE
-	}
-	path := filepath.Join(n.dir, "pod-"+name+".json")
-	if err := writeJSON(path, cfg); err != nil {
-		return pod{}, err
-	}
-	id, err := n.crictl("runp", path)
-	return pod{id: id, uid: uid, name: name, namespace: p.namespace, cfg: path}, err
-}
-
-// createE creates a container in pod running args.
-func (n *node) createE(p pod, name string, args ...string) (string, error) {
-	cfg := map[string]any{
-		"metadata": map[string]any{"name": name},
-		"image":    map[string]any{"image": image},
-		"command":  args,
-		"log_path": name + ".log",
-	}
-	path := filepath.Join(n.dir, "ctr-"+p.name+"-"+name+".json")
-	if err := writeJSON(path, cfg); err != nil {
-		return "", err
-	}
-	return n.crictl("create", p.id, path, p.cfg)
-}
-
-func writeJSON(path string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, b, 0o600)
-}
-
-// readLines parses a JSON-lines file; a missing file has none.
-func readLines(path string) []map[string]any {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 4<<20)
-	for sc.Scan() {
-		var r map[string]any
-		if json.Unmarshal(sc.Bytes(), &r) == nil {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// dialable reports whether a unix socket accepts connections.
-func dialable(path string) bool {
-	c, err := net.Dial("unix", path)
-	if err == nil {
-		c.Close()
-	}
-	return err == nil
 }

@@ -16,17 +16,19 @@ import (
 	"time"
 
 	"github.com/podhook/podhook/test/harness"
+
+	"github.com/podhook/podhook/test/crinode"
 )
 
 // checkSynced asserts the agent was told of a running container with its
 // true identity, from the runtime's records.
-func checkSynced(t *testing.T, ev event, p pod, container, source string) {
+func checkSynced(t *testing.T, ev event, p crinode.Pod, container, source string) {
 	t.Helper()
 	r := ev.Request
-	if ev.Event != "already_running" || r.Stage != "sync" || !r.AlreadyRunning || r.Pod.Namespace != p.namespace || r.Pod.Name != p.name ||
-		r.Pod.UID != p.uid || r.Pod.SandboxID != p.id || r.Container.Name != container || r.Container.Runtime != "containerd" ||
+	if ev.Event != "already_running" || r.Stage != "sync" || !r.AlreadyRunning || r.Pod.Namespace != p.Namespace || r.Pod.Name != p.Name ||
+		r.Pod.UID != p.UID || r.Pod.SandboxID != p.ID || r.Container.Name != container || r.Container.Runtime != "containerd" ||
 		r.Container.Pid <= 0 || r.Container.CgroupsPath == "" || !r.Identity.Trusted || r.Identity.Source != source {
-		t.Fatalf("the agent received %s %+v\nwant %s/%s uid %s container %s, already running, trusted, from %s", ev.Event, r, p.namespace, p.name, p.uid, container, source)
+		t.Fatalf("the agent received %s %+v\nwant %s/%s uid %s container %s, already running, trusted, from %s", ev.Event, r, p.Namespace, p.Name, p.UID, container, source)
 	}
 }
 
@@ -45,7 +47,7 @@ func withoutPlugin(t *testing.T, f func()) {
 // podhookSync runs `podhook sync` against the node's CRI socket.
 func podhookSync(t *testing.T, w *world, extra ...string) (string, error) {
 	t.Helper()
-	args := append([]string{"sync", "--runtime-endpoint", "unix://" + n.sock(), "--agent-address", "unix://" + w.socket, "--config", n.hookCfg}, extra...)
+	args := append([]string{"sync", "--runtime-endpoint", "unix://" + n.sock(), "--agent-address", "unix://" + w.Socket, "--config", n.hookCfg}, extra...)
 	var out bytes.Buffer
 	cmd := exec.Command(n.podhook, args...)
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -58,14 +60,14 @@ func podhookSync(t *testing.T, w *world, extra ...string) (string, error) {
 // forging pod's true one too.
 func TestSync(t *testing.T) {
 	w := newWorld(t, nil)
-	w.startAgent()
-	var tenant, forger pod
+	w.StartAgent()
+	var tenant, forger crinode.Pod
 	var ids []string
 	withoutPlugin(t, func() {
-		tenant = w.runPod(podSpec{name: "web", namespace: "tenant-a"})
-		forger = w.runPod(podSpec{name: "books", namespace: "ledger", annotations: forgeries["io.container.manager + io.kubernetes.pod.*"]})
+		tenant = w.RunPod(crinode.PodSpec{Name: "web", Namespace: "tenant-a"})
+		forger = w.RunPod(crinode.PodSpec{Name: "books", Namespace: "ledger", Annotations: forgeries["io.container.manager + io.kubernetes.pod.*"]})
 		for _, c := range []struct {
-			p    pod
+			p    crinode.Pod
 			name string
 		}{{tenant, "app"}, {tenant, "sidecar"}, {forger, "app"}} {
 			id := w.create(c.p, c.name)
@@ -74,7 +76,7 @@ func TestSync(t *testing.T) {
 		}
 	})
 	for _, id := range ids {
-		if evs := w.received(id, "CreateContainer"); len(evs) != 0 && evs[0].Event == "create" {
+		if evs := w.Received(id, "CreateContainer"); len(evs) != 0 && evs[0].Event == "create" {
 			t.Fatalf("%s got the hook: %+v", id, evs)
 		}
 	}
@@ -83,7 +85,7 @@ func TestSync(t *testing.T) {
 		t.Fatalf("podhook sync: %v\n%s", err, out)
 	}
 	synced := func(id string) event {
-		for _, ev := range w.received(id, "CreateContainer") {
+		for _, ev := range w.Received(id, "CreateContainer") {
 			if ev.Request.Stage == "sync" && ev.Request.Identity.Source == "cri" {
 				return ev
 			}
@@ -102,7 +104,7 @@ func TestSync(t *testing.T) {
 	}
 
 	// With the agent down, the containers are not delivered: exit 1.
-	w.stopAgent()
+	w.StopAgent()
 	if out, err := podhookSync(t, w); err == nil || !strings.Contains(out, "running container not reported") {
 		t.Fatalf("agent down: %v\n%s", err, out)
 	}
@@ -111,13 +113,13 @@ func TestSync(t *testing.T) {
 // TestSyncHundred times podhook sync over 100 running containers.
 func TestSyncHundred(t *testing.T) {
 	w := newWorld(t, nil)
-	w.startAgent()
+	w.StartAgent()
 	const count = 100
 	ids := make([]string, count)
 	withoutPlugin(t, func() {
-		pods := make([]pod, 10)
+		pods := make([]crinode.Pod, 10)
 		for i := range pods {
-			pods[i] = w.runPod(podSpec{name: "fleet", namespace: "tenant-a"})
+			pods[i] = w.RunPod(crinode.PodSpec{Name: "fleet", Namespace: "tenant-a"})
 		}
 		var wg sync.WaitGroup
 		errs := make(chan error, count)
@@ -127,9 +129,9 @@ func TestSyncHundred(t *testing.T) {
 			sem <- struct{}{}
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				id, err := n.createE(pods[i%len(pods)], fmt.Sprintf("c%03d", i), "/bin/sleep", "3600")
+				id, err := n.Create(pods[i%len(pods)], fmt.Sprintf("c%03d", i), "/bin/sleep", "3600")
 				if err == nil {
-					_, err = n.crictl("start", id)
+					_, err = n.Run("start", id)
 				}
 				ids[i] = id
 				errs <- err
@@ -150,7 +152,7 @@ func TestSyncHundred(t *testing.T) {
 		t.Fatalf("podhook sync: %v\n%s", err, out)
 	}
 	for _, id := range ids {
-		if len(w.received(id, "CreateContainer")) == 0 {
+		if len(w.Received(id, "CreateContainer")) == 0 {
 			t.Fatalf("%s not delivered", id)
 		}
 	}
@@ -162,17 +164,17 @@ func TestSyncHundred(t *testing.T) {
 // the agent comes up.
 func TestKeeperSyncs(t *testing.T) {
 	w := newWorld(t, nil)
-	p := w.runPod(podSpec{name: "old", namespace: "tenant-a"})
+	p := w.RunPod(crinode.PodSpec{Name: "old", Namespace: "tenant-a"})
 	var before string
 	withoutPlugin(t, func() {
 		before = w.create(p, "before")
 		w.mustStart(before)
 	})
-	root := filepath.Join(w.dir, "host")
+	root := filepath.Join(w.Dir, "host")
 	var out harness.SyncBuffer
 	keeper := exec.Command(n.podhook, "install", "--keep", "--sync", "--sync-retry-for", "1m", "--interface", "nri",
 		"--install-dir", filepath.Join(root, "opt/podhook"), "--runtime-endpoint", "unix://"+n.sock(),
-		"--agent-address", "unix://"+w.socket, "--agent-namespace", "security")
+		"--agent-address", "unix://"+w.Socket, "--agent-namespace", "security")
 	keeper.Stdout, keeper.Stderr = &out, &out
 	if err := keeper.Start(); err != nil {
 		t.Fatal(err)
@@ -196,7 +198,7 @@ func TestKeeperSyncs(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "opt/podhook/podhook")); err != nil {
 		t.Fatalf("the hook was not installed before the sync: %v", err)
 	}
-	w.startAgent()
-	ev := w.waitReceived(before, "CreateContainer")
+	w.StartAgent()
+	ev := w.WaitReceived(before, "CreateContainer")
 	checkSynced(t, ev, p, "before", "cri")
 }
