@@ -18,10 +18,10 @@ import (
 	"github.com/podhook/podhook/test/harness"
 )
 
-// Images built from local files: there is no registry.
+// The images: crinode's, built from local files.
 const (
-	pauseImage = "localhost/podhook-pause:e2e"
-	image      = "localhost/podhook-busybox:e2e"
+	pauseImage = crinode.PauseImage
+	image      = crinode.Image
 )
 
 // The suite's node: one containerd and one podhook-nri for every test.
@@ -30,22 +30,14 @@ const (
 var n *node
 
 func TestMain(m *testing.M) {
-	var err error
-	n, err = newNode()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "containerd suite setup: %v\n", err)
-		if n != nil {
-			n.dump()
-			n.close()
+	os.Exit(crinode.Main(m, "containerd", func() (crinode.Node, error) {
+		var err error
+		n, err = newNode()
+		if n == nil {
+			return nil, err
 		}
-		os.Exit(1)
-	}
-	code := m.Run()
-	if code != 0 {
-		n.dump()
-	}
-	n.close()
-	os.Exit(code)
+		return n, err
+	}))
 }
 
 type node struct {
@@ -326,7 +318,7 @@ func (n *node) waitNRI(msg string, count int) error {
 	return nil
 }
 
-func (n *node) close() {
+func (n *node) Close() {
 	if n.ctrd != nil {
 		n.RemoveAllPods()
 	}
@@ -338,7 +330,7 @@ func (n *node) close() {
 
 // dump prints the tail of the runtime's and the plugin's logs, for a
 // failing run.
-func (n *node) dump() {
+func (n *node) Dump() {
 	for _, f := range []string{"containerd.log", "nri.log"} {
 		b, _ := os.ReadFile(filepath.Join(n.dir, f))
 		if len(b) > 8000 {

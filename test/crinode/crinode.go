@@ -321,3 +321,40 @@ func Dialable(path string) bool {
 	}
 	return err == nil
 }
+
+// Images the suites build from local files (there is no registry): the
+// busybox-static rootfs, as a pod's pause image and as the image its
+// containers run.
+const (
+	PauseImage = "localhost/podhook-pause:e2e"
+	Image      = "localhost/podhook-busybox:e2e"
+)
+
+// Node is a runtime a suite started for all its tests.
+type Node interface {
+	// Dump prints the tail of the runtime's logs.
+	Dump()
+	// Close stops what the suite started, by PID, and removes its state.
+	Close()
+}
+
+// Main runs a suite's tests against the node setup starts, prints the
+// node's logs when setup or a test fails, and always stops the node. It
+// returns the exit code for os.Exit.
+func Main(m *testing.M, name string, setup func() (Node, error)) int {
+	node, err := setup()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s suite setup: %v\n", name, err)
+		if node != nil {
+			node.Dump()
+			node.Close()
+		}
+		return 1
+	}
+	code := m.Run()
+	if code != 0 {
+		node.Dump()
+	}
+	node.Close()
+	return code
+}

@@ -18,11 +18,10 @@ import (
 	"github.com/podhook/podhook/test/harness"
 )
 
-// Images built from local files: there is no registry. They are pushed
-// into CRI-O's own store (c/storage) with podman.
+// The images: crinode's, built from local files.
 const (
-	pauseImage = "localhost/podhook-pause:e2e"
-	image      = "localhost/podhook-busybox:e2e"
+	pauseImage = crinode.PauseImage
+	image      = crinode.Image
 )
 
 // The suite's node: one CRI-O for every test, its hooks dir holding
@@ -32,22 +31,14 @@ const (
 var n *node
 
 func TestMain(m *testing.M) {
-	var err error
-	n, err = newNode()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "CRI-O suite setup: %v\n", err)
-		if n != nil {
-			n.dump()
-			n.close()
+	os.Exit(crinode.Main(m, "CRI-O", func() (crinode.Node, error) {
+		var err error
+		n, err = newNode()
+		if n == nil {
+			return nil, err
 		}
-		os.Exit(1)
-	}
-	code := m.Run()
-	if code != 0 {
-		n.dump()
-	}
-	n.close()
-	os.Exit(code)
+		return n, err
+	}))
 }
 
 type node struct {
@@ -318,7 +309,7 @@ func (n *node) waitHooked() error {
 	return errors.New("CRI-O never ran podhook's hook")
 }
 
-func (n *node) close() {
+func (n *node) Close() {
 	if n.crio != nil {
 		n.RemoveAllPods()
 	}
@@ -331,7 +322,7 @@ func (n *node) close() {
 }
 
 // dump prints the tail of CRI-O's log, for a failing run.
-func (n *node) dump() {
+func (n *node) Dump() {
 	b, _ := os.ReadFile(filepath.Join(n.dir, "crio.log"))
 	if len(b) > 12000 {
 		b = b[len(b)-12000:]
