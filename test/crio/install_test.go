@@ -10,10 +10,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/podhook/podhook/test/crinode"
+	"github.com/podhook/podhook/test/harness"
 )
 
 // registrations are podhook's files in the node's hooks dir.
@@ -169,6 +171,57 @@ func TestBinaryReplacedWhileCreating(t *testing.T) {
 		}
 	}
 	t.Logf("20 containers created while the binary was replaced %d times", installs)
+
+	// The keeper: something on the host keeps putting another binary in
+	// place; the keeper keeps restoring its own, while containers are
+	// created.
+	var keeperOut harness.SyncBuffer
+	keeper := exec.Command(n.podhook, "install", "--keep", "--keep-interval", "50ms", "--install-dir", n.install, "--hooks-dir", n.hooksDir, "--binary", bins[0])
+	keeper.Stdout, keeper.Stderr = &keeperOut, &keeperOut
+	if err := keeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(30 * time.Millisecond):
+			}
+			tmp := filepath.Join(n.install, fmt.Sprintf(".drift-%d", i))
+			b, _ := os.ReadFile(bins[1])
+			os.WriteFile(tmp, b, 0o755)
+			os.Rename(tmp, filepath.Join(n.install, "podhook"))
+		}
+	}()
+	for i := range 20 {
+		id, err := w.create(p, fmt.Sprintf("k%d", i))
+		if err != nil {
+			close(stop)
+			wg.Wait()
+			keeper.Process.Signal(syscall.SIGTERM)
+			keeper.Wait()
+			t.Fatalf("create %d failed while the keeper restored the binary: %v\n%s", i, err, keeperOut.String())
+		}
+		ids = append(ids, id)
+	}
+	close(stop)
+	wg.Wait()
+	keeper.Process.Signal(syscall.SIGTERM)
+	keeper.Wait()
+	restores := strings.Count(keeperOut.String(), "wrote "+filepath.Join(n.install, "podhook")+"\n")
+	if restores < 2 {
+		t.Fatalf("the keeper restored the binary %d times:\n%s", restores, keeperOut.String())
+	}
+	for _, id := range ids {
+		if rec := w.Record(id, "createRuntime"); rec["decision"] != "allow" {
+			t.Fatalf("record %v", rec)
+		}
+	}
+	t.Logf("20 more created while the keeper restored its binary %d times", restores)
 	register(t, w) // the suite's own binary back
 }
 
