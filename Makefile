@@ -30,13 +30,18 @@ CONTAINERD_TOOLS   ?= $(HOME)/.cache/podhook/containerd-$(CONTAINERD_VERSION)
 CRIO_VERSION ?= 1.37.0
 CRIO_SRC     ?= ../shared/tools/crio-$(CRIO_VERSION)
 CRIO_TOOLS   ?= $(HOME)/.cache/podhook/crio-$(CRIO_VERSION)
+# A single-node Kubernetes for `make e2e-k8s`, built from the Go module
+# proxy through wrapper modules (test/k8s/tools.sh), once, outside the clone.
+K8S_VERSION  ?= v1.37.2
+ETCD_VERSION ?= v3.7.3
+K8S_TOOLS    ?= $(HOME)/.cache/podhook/kubernetes-$(K8S_VERSION)
 # helm for `make manifests`, built the same way.
 HELM_VERSION       ?= v3.22.0
 HELM_TOOLS         ?= $(HOME)/.cache/podhook/helm-$(HELM_VERSION)
 
 FUZZ_TARGETS := ./hook:FuzzFit ./hook:FuzzParseState ./hook:FuzzParseSpec ./hook:FuzzAnnotations ./resolver:FuzzResolve ./resolver:FuzzExpandCgroupsPath ./resolver:FuzzExpandSlice ./internal/safetext:FuzzLine
 
-.PHONY: image help build test unit lint fuzz manifests helm-tool e2e e2e-containerd containerd-tools e2e-crio crio-tools bench bench-gate generate check-generate demo clean
+.PHONY: image help build test unit lint fuzz manifests helm-tool e2e e2e-containerd containerd-tools e2e-crio crio-tools k8s-tools bench bench-gate generate check-generate demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -121,6 +126,9 @@ crio-tools: ## unpack CRI-O and pinns from CRIO_SRC into CRIO_TOOLS and check th
 
 e2e-crio: crio-tools containerd-tools ## a private CRI-O runs pods through crictl; podhook from hooks.d as install writes it (root; needs runc, conmon, podman, containernetworking-plugins)
 	PODHOOK_CRIO_BIN=$(CRIO_TOOLS) PODHOOK_CRICTL=$(CONTAINERD_TOOLS)/crictl $(GO) test -tags crio -count=1 -v ./test/crio 2>&1 | grep -Ev '^=== (RUN|PAUSE|CONT)'
+
+k8s-tools: ## build kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl and etcd into K8S_TOOLS (once; about 25 min on 2 cores)
+	test/k8s/tools.sh $(K8S_TOOLS) $(K8S_VERSION) $(ETCD_VERSION)
 
 bench: build ## whole-process timings vs grpc-go and noop floors (bin/bench/results.json), then podman start overhead
 	$(GO) run ./test/bench -podhook $(BIN)/podhook -agent $(BIN)/podhook-agent -out $(BIN)/bench/results.json -runs $(BENCH_RUNS)

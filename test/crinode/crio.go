@@ -1,0 +1,247 @@
+package crinode
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/podhook/podhook/test/harness"
+)
+
+// CRIO is a private CRI-O: its config, storage, state and logs under Dir,
+// its socket at Listen, reading the hooks dirs HooksDirs.
+type CRIO struct {
+	Dir       string   // its own state (short: socket paths are bounded)
+	Bin       string   // the directory holding crio and pinns
+	Listen    string   // the CRI socket
+	HooksDirs []string // hooks.d directories it reads and watches
+	cmd       *exec.Cmd
+}
+
+func (c *CRIO) path(p string) string { return filepath.Join(c.Dir, p) }
+
+// Store is CRI-O's image store as a containers-storage transport prefix.
+func (c *CRIO) Store() string {
+	return fmt.Sprintf("containers-storage:[overlay@%s+%s]", c.path("storage/root"), c.path("storage/run"))
+}
+
+// WriteConfig writes CRI-O's config: every path its own, cgroupfs,
+// Debian's runc (through a wrapper, see below) and conmon, the loopback
+// CNI, and its image policy.
+func (c *CRIO) WriteConfig() error {
+	for _, tool := range []string{"crio", "pinns"} {
+		if _, err := os.Stat(filepath.Join(c.Bin, tool)); err != nil {
+			return fmt.Errorf("%s not found (make crio-tools unpacks it; PODHOOK_CRIO_BIN names its directory): %w", tool, err)
+		}
+	}
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		return fmt.Errorf("runc: %w (apt-get install runc)", err)
+	}
+	conmon, err := exec.LookPath("conmon")
+	if err != nil {
+		return fmt.Errorf("conmon: %w (apt-get install conmon)", err)
+	}
+	for _, d := range append([]string{c.path("crio.conf.d"), c.path("cni/net.d"), c.path("logs")}, c.HooksDirs...) {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	quoted := make([]string, len(c.HooksDirs))
+	for i, d := range c.HooksDirs {
+		quoted[i] = fmt.Sprintf("%q", d)
+	}
+	cfg := fmt.Sprintf(`[crio]
+root = %q
+runroot = %q
+storage_driver = "overlay"
+log_dir = %q
+version_file = %q
+version_file_persist = %q
+clean_shutdown_file = %q
+internal_wipe = true
+
+[crio.api]
+listen = %q
+stream_address = "127.0.0.1"
+stream_port = "0"
+
+[crio.runtime]
+default_runtime = "runc"
+cgroup_manager = "cgroupfs"
+conmon_cgroup = "pod"
+hooks_dir = [%s]
+pinns_path = %q
+namespaces_dir = %q
+container_exits_dir = %q
+container_attach_socket_dir = %q
+apparmor_profile = "unconfined"
+selinux = false
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+
+[crio.runtime.runtimes.runc]
+runtime_path = %q
+runtime_root = %q
+monitor_path = %q
+
+[crio.image]
+pause_image = %q
+pause_command = ""
+signature_policy = %q
+
+[crio.network]
+network_dir = %q
+plugin_dirs = ["/usr/lib/cni"]
+
+[crio.nri]
+enable_nri = false
+`, c.path("storage/root"), c.path("storage/run"), c.path("logs"), c.path("version"), c.path("version-persist"), c.path("clean.shutdown"),
+		c.Listen, strings.Join(quoted, ", "), filepath.Join(c.Bin, "pinns"), c.path("ns"), c.path("exits"), c.path("attach"),
+		c.path("runc-wrapper"), c.path("runc"), conmon, PauseImage, c.path("policy.json"), c.path("cni/net.d"))
+	// The test harness's runc, never shipped: this machine lacks
+	// CAP_SYS_RESOURCE, so runc cannot set the negative oom_score_adj an
+	// infra container or a critical pod asks for (-998, -997), and its
+	// hugetlb controller is listed but not mounted, so the hugepage limits
+	// a kubelet sets fail every container. The wrapper writes 0 and no
+	// limits into the bundle before runc reads it.
+	wrapper := fmt.Sprintf(`#!/bin/sh
+bundle= prev=
+for a in "$@"; do
+	case "$prev" in --bundle|-b) bundle=$a ;; esac
+	case "$a" in --bundle=*) bundle=${a#--bundle=} ;; esac
+	prev=$a
+done
+if [ -n "$bundle" ] && [ -f "$bundle/config.json" ]; then
+	sed -i -E 's/"oomScoreAdj": ?-[0-9]+/"oomScoreAdj":0/; s/"hugepageLimits": ?\[[^]]*\]/"hugepageLimits":[]/' "$bundle/config.json"
+fi
+exec %s "$@"
+`, runc)
+	files := map[string]string{
+		"crio.conf":                cfg,
+		"runc-wrapper":             wrapper,
+		"policy.json":              `{"default":[{"type":"insecureAcceptAnything"}]}`,
+		"cni/net.d/10-lo.conflist": `{"cniVersion":"1.0.0","name":"podhook-lo","plugins":[{"type":"loopback"}]}`,
+	}
+	for name, content := range files {
+		if err := os.WriteFile(c.path(name), []byte(content), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ImportImages builds the pause and busybox images from the busybox-static
+// rootfs with podman and pushes them into CRI-O's store. The pause image
+// ends on SIGTERM, as the real one does, so a pod is removed without
+// waiting out CRI-O's stop timeout.
+func (c *CRIO) ImportImages() error {
+	rootfs, err := harness.RootfsTar()
+	if err != nil {
+		return err
+	}
+	pause := `CMD ["/bin/sh","-c","trap 'exit 0' TERM; while :; do sleep 1 & wait; done"]`
+	for img, cmd := range map[string]string{PauseImage: pause, Image: `CMD ["/bin/sh"]`} {
+		imp := exec.Command("podman", "import", "--change", cmd, "-", img)
+		imp.Stdin = bytes.NewReader(rootfs)
+		if out, err := imp.CombinedOutput(); err != nil {
+			return fmt.Errorf("podman import: %v\n%s", err, out)
+		}
+		if err := c.Push(img, img); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Push copies podman's image src into CRI-O's store as name.
+func (c *CRIO) Push(src, name string) error {
+	if out, err := exec.Command("podman", "push", src, c.Store()+name).CombinedOutput(); err != nil {
+		return fmt.Errorf("podman push %s into CRI-O's store: %v\n%s", src, err, out)
+	}
+	return nil
+}
+
+// Start starts CRI-O and waits until ready answers; an early exit is an
+// error (a hooks.d file that does not parse stops CRI-O at start).
+func (c *CRIO) Start(ready func() error) error {
+	logf, err := os.OpenFile(c.path("crio.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	c.cmd = exec.Command(filepath.Join(c.Bin, "crio"), "--config", c.path("crio.conf"), "--config-dir", c.path("crio.conf.d"), "--log-level", "info")
+	c.cmd.Stdout, c.cmd.Stderr = logf, logf
+	// Its own process group, which Stop signals by PID; and SIGTERM
+	// should the suite itself die (a panic skips its cleanup).
+	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := c.cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- c.cmd.Wait() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if ready() == nil {
+			go func() { <-exited }()
+			return nil
+		}
+		select {
+		case err := <-exited:
+			c.cmd = nil
+			return fmt.Errorf("crio exited: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return errors.New("CRI-O did not become ready in 60 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Running reports whether Start started CRI-O and Stop has not stopped it.
+func (c *CRIO) Running() bool { return c.cmd != nil }
+
+// Stop stops CRI-O by PID (SIGTERM to its process group, SIGKILL after
+// 20 s); the containers' conmons live on, as under a service manager.
+func (c *CRIO) Stop() {
+	if c.cmd == nil {
+		return
+	}
+	pid := c.cmd.Process.Pid
+	syscall.Kill(-pid, syscall.SIGTERM)
+	deadline := time.Now().Add(20 * time.Second)
+	for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	syscall.Kill(-pid, syscall.SIGKILL)
+	c.cmd = nil
+}
+
+// Unmount lazily unmounts what CRI-O left mounted under its dir.
+func (c *CRIO) Unmount() {
+	b, _ := os.ReadFile("/proc/mounts")
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], c.Dir+"/") {
+			points = append(points, f[1])
+		}
+	}
+	for i := len(points) - 1; i >= 0; i-- {
+		syscall.Unmount(points[i], syscall.MNT_DETACH)
+	}
+}
+
+// Log is the tail of CRI-O's log.
+func (c *CRIO) Log(max int) string {
+	b, _ := os.ReadFile(c.path("crio.log"))
+	if len(b) > max {
+		b = b[len(b)-max:]
+	}
+	return string(b)
+}
