@@ -41,7 +41,7 @@ HELM_TOOLS         ?= $(HOME)/.cache/podhook/helm-$(HELM_VERSION)
 
 FUZZ_TARGETS := ./hook:FuzzFit ./hook:FuzzParseState ./hook:FuzzParseSpec ./hook:FuzzAnnotations ./resolver:FuzzResolve ./resolver:FuzzExpandCgroupsPath ./resolver:FuzzExpandSlice ./internal/safetext:FuzzLine
 
-.PHONY: image help build test unit lint fuzz manifests helm-tool e2e e2e-containerd containerd-tools e2e-crio crio-tools k8s-tools bench bench-gate generate check-generate demo clean
+.PHONY: image help build test unit lint fuzz manifests helm-tool e2e e2e-containerd containerd-tools e2e-crio crio-tools k8s-tools e2e-k8s bench bench-gate generate check-generate demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -62,7 +62,7 @@ lint: ## gofmt, go vet, and no build output tracked by git
 	@bash .ci/check-tracked
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags e2e,containerd,crio ./test/...
+	$(GO) vet -tags e2e,containerd,crio,k8s ./test/...
 
 helm-tool: ## build helm into HELM_TOOLS (once)
 	@if [ -x $(HELM_TOOLS)/helm ]; then echo "helm: $(HELM_TOOLS)/helm"; else \
@@ -129,6 +129,10 @@ e2e-crio: crio-tools containerd-tools ## a private CRI-O runs pods through crict
 
 k8s-tools: ## build kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl and etcd into K8S_TOOLS (once; about 25 min on 2 cores)
 	test/k8s/tools.sh $(K8S_TOOLS) $(K8S_VERSION) $(ETCD_VERSION)
+
+e2e-k8s: k8s-tools crio-tools containerd-tools ## a single-node Kubernetes (etcd, API server, controller manager, scheduler, kubelet) on a real CRI-O runs the shipped manifests (root)
+	PODHOOK_K8S_BIN=$(K8S_TOOLS)/bin PODHOOK_CRIO_BIN=$(CRIO_TOOLS) PODHOOK_CRICTL=$(CONTAINERD_TOOLS)/crictl \
+		$(GO) test -tags k8s -count=1 -timeout 30m -v ./test/k8s 2>&1 | grep -Ev '^=== (RUN|PAUSE|CONT)'
 
 bench: build ## whole-process timings vs grpc-go and noop floors (bin/bench/results.json), then podman start overhead
 	$(GO) run ./test/bench -podhook $(BIN)/podhook -agent $(BIN)/podhook-agent -out $(BIN)/bench/results.json -runs $(BENCH_RUNS)

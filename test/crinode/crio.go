@@ -21,6 +21,7 @@ type CRIO struct {
 	Bin       string   // the directory holding crio and pinns
 	Listen    string   // the CRI socket
 	HooksDirs []string // hooks.d directories it reads and watches
+	Env       []string // added to its environment
 	cmd       *exec.Cmd
 }
 
@@ -177,6 +178,7 @@ func (c *CRIO) Start(ready func() error) error {
 	defer logf.Close()
 	c.cmd = exec.Command(filepath.Join(c.Bin, "crio"), "--config", c.path("crio.conf"), "--config-dir", c.path("crio.conf.d"), "--log-level", "info")
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
+	c.cmd.Env = append(os.Environ(), c.Env...)
 	// Its own process group, which Stop signals by PID; and SIGTERM
 	// should the suite itself die (a panic skips its cleanup).
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
