@@ -105,24 +105,13 @@ enable_nri = false
 `, c.path("storage/root"), c.path("storage/run"), c.path("logs"), c.path("version"), c.path("version-persist"), c.path("clean.shutdown"),
 		c.Listen, strings.Join(quoted, ", "), filepath.Join(c.Bin, "pinns"), c.path("ns"), c.path("exits"), c.path("attach"),
 		c.path("runc-wrapper"), c.path("runc"), conmon, PauseImage, c.path("policy.json"), c.path("cni/net.d"))
-	// The test harness's runc, never shipped: this machine lacks
-	// CAP_SYS_RESOURCE, so runc cannot set the negative oom_score_adj an
-	// infra container or a critical pod asks for (-998, -997), and its
-	// hugetlb controller is listed but not mounted, so the hugepage limits
-	// a kubelet sets fail every container. The wrapper writes 0 and no
-	// limits into the bundle before runc reads it.
-	wrapper := fmt.Sprintf(`#!/bin/sh
-bundle= prev=
-for a in "$@"; do
-	case "$prev" in --bundle|-b) bundle=$a ;; esac
-	case "$a" in --bundle=*) bundle=${a#--bundle=} ;; esac
-	prev=$a
-done
-if [ -n "$bundle" ] && [ -f "$bundle/config.json" ]; then
-	sed -i -E 's/"oomScoreAdj": ?-[0-9]+/"oomScoreAdj":0/; s/"hugepageLimits": ?\[[^]]*\]/"hugepageLimits":[]/' "$bundle/config.json"
-fi
-exec %s "$@"
-`, runc)
+	// The test harness's runc, never shipped (see runcwrap): it makes
+	// this machine's limits (no CAP_SYS_RESOURCE, hugetlb not mounted)
+	// fit what CRI-O and a kubelet ask of a container.
+	if err := harness.Build(map[string]string{c.path("runcwrap"): "github.com/podhook/podhook/test/crinode/runcwrap"}); err != nil {
+		return err
+	}
+	wrapper := fmt.Sprintf("#!/bin/sh\nexec %s %s \"$@\"\n", c.path("runcwrap"), runc)
 	files := map[string]string{
 		"crio.conf":                cfg,
 		"runc-wrapper":             wrapper,

@@ -268,12 +268,21 @@ func (n *node) server() string {
 	return ""
 }
 
+// waitNodeReady waits for the node Ready and the controllers serving (a
+// pod is refused until its namespace's default service account exists).
 func (n *node) waitNodeReady() error {
-	return n.waitFor("the node Ready", 180*time.Second, func() error {
+	err := n.waitFor("the node Ready", 180*time.Second, func() error {
 		out, err := n.kubectl("get", "node", n.name, "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
 		if err == nil && out != "True" {
 			err = fmt.Errorf("Ready=%q", out)
 		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return n.waitFor("the default service account", 120*time.Second, func() error {
+		_, err := n.kubectl("get", "serviceaccount", "default", "-n", "default")
 		return err
 	})
 }

@@ -47,4 +47,5 @@ ver="$ver -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/v
 	echo "building etcd $etcd (wrapper module in $dir/etcd)"
 	GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3
 )
-for b in "${want[@]}"; do "$bin/$b" --version 2>&1 | head -1; done
+for b in kube-apiserver kube-controller-manager kube-scheduler kubelet etcd; do echo "$b: $("$bin/$b" --version 2>&1 | head -1)"; done
+echo "kubectl: $("$bin/kubectl" version --client 2>&1 | head -1)"
