@@ -142,9 +142,11 @@ GATE_RUNS ?= 60
 bench-gate: build ## CI's gate: hook vs grpc-go floor (same run, interleaved) <= 1.35, binary <= 12 MB, peak RSS <= 12 MiB
 	$(GO) run ./test/bench -quick -gate -runs $(GATE_RUNS) -warmup 10 -podhook $(BIN)/podhook -agent $(BIN)/podhook-agent -out $(BIN)/bench/gate.json
 
-image: build ## the FROM scratch image (podhook, podhook-nri, podhook-sync, podhook-monitor; OCI labels), as podhook:$(VERSION) and podhook:latest (the name the manifests run)
+image: build ## the FROM scratch images: podhook (podhook, podhook-nri, podhook-sync, podhook-monitor) and podhook-agent, each as :$(VERSION) and :latest (the names the manifests run)
 	podman build --network none -f contrib/image/Containerfile --ignorefile contrib/image/.containerignore \
 		--build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) -t podhook:$(VERSION) -t podhook:latest $(BIN)
+	podman build --network none -f contrib/image/agent.Containerfile --ignorefile contrib/image/agent.containerignore \
+		--build-arg VERSION=$(VERSION) --build-arg REVISION=$(COMMIT) -t podhook-agent:$(VERSION) -t podhook-agent:latest $(BIN)
 
 generate: ## regenerate agentclient/agentv1 from agent.proto (needs protoc)
 	GOBIN=$(TOOLS) $(GO) install $(PROTOC_GEN_GO)

@@ -63,6 +63,9 @@ type node struct {
 // CRI-O's socket where node agents look for it.
 const crioSocket = "/run/crio/crio.sock"
 
+// registriesDropin resolves short image names to the local images.
+const registriesDropin = "/etc/containers/registries.conf.d/99-podhook-k8s-suite.conf"
+
 func newNode() (*node, error) {
 	dir, err := os.MkdirTemp("", "phk-")
 	if err != nil {
@@ -191,15 +194,20 @@ func (n *node) startControlPlane() error {
 // hooks dirs the shipped manifests register in, with short image names
 // resolved to the local images (no registry).
 func (n *node) startCRIO() error {
-	regs := filepath.Join(n.dir, "registries.conf")
-	if err := os.WriteFile(regs, []byte("unqualified-search-registries = [\"localhost\"]\nshort-name-mode = \"permissive\"\n"), 0o644); err != nil {
+	// CRI-O reads the host's registries.conf and its drop-ins only: one
+	// of the suite's own, removed by Close, lets the manifests' short
+	// names (podhook:latest) find the images the suite loaded.
+	if err := os.MkdirAll(filepath.Dir(registriesDropin), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(registriesDropin, []byte("unqualified-search-registries = [\"localhost\"]\n"), 0o644); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(crioSocket), 0o755); err != nil {
 		return err
 	}
 	n.crio = crinode.CRIO{Dir: filepath.Join(n.dir, "crio"), Bin: os.Getenv("PODHOOK_CRIO_BIN"), Listen: crioSocket,
-		HooksDirs: []string{"/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"}, Env: []string{"CONTAINERS_REGISTRIES_CONF=" + regs}}
+		HooksDirs: []string{"/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"}}
 	crictl, err := exec.LookPath(os.Getenv("PODHOOK_CRICTL"))
 	if err != nil {
 		return fmt.Errorf("crictl (PODHOOK_CRICTL): %w", err)
@@ -331,6 +339,7 @@ func (n *node) Close() {
 	}
 	n.crio.Stop()
 	n.crio.Unmount()
+	os.Remove(registriesDropin)
 	exec.Command("sh", "-c", "grep -o ' "+n.dir+"[^ ]*' /proc/mounts | xargs -r -n1 umount -l").Run()
 	os.RemoveAll(n.dir)
 }
