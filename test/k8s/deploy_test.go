@@ -15,10 +15,11 @@ import (
 	"github.com/podhook/podhook/test/harness"
 )
 
-// The host paths the default kustomization installs into.
-var installed = []string{
-	"/opt/podhook/podhook", "/opt/podhook/podhook-config.json",
-	"/usr/share/containers/oci/hooks.d/podhook.json", "/usr/share/containers/oci/hooks.d/podhook-poststop.json",
+// installedIn are the host paths an install registering in hooksDir
+// writes.
+func installedIn(hooksDir string) []string {
+	return []string{"/opt/podhook/podhook", "/opt/podhook/podhook-config.json",
+		filepath.Join(hooksDir, "podhook.json"), filepath.Join(hooksDir, "podhook-poststop.json")}
 }
 
 // images builds the images as the README says (make image) and loads them
@@ -115,36 +116,92 @@ func agentReceived(t *testing.T) []harness.Event {
 // before its uninstall: a registration whose binary is gone would fail
 // every container on this machine.
 func cleanHost() {
-	for i := len(installed) - 1; i >= 0; i-- {
-		os.Remove(installed[i])
+	for _, d := range []string{"/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"} {
+		paths := installedIn(d)
+		for i := len(paths) - 1; i >= 0; i-- {
+			os.Remove(paths[i])
+		}
 	}
 }
 
-// TestDefaultKustomization: the README's Deploy commands on a real node:
-// the reference agent in its own namespace, podhook's default
-// kustomization (hooks.d on CRI-O), its registrations on the host, a
-// tenant pod's identity at the agent, then the documented uninstall,
-// after which pods still start and nothing of podhook is left.
-func TestDefaultKustomization(t *testing.T) {
+// variant is a way the README deploys podhook, and its documented
+// uninstall.
+type variant struct {
+	name      string
+	hooksDir  string
+	install   func(t *testing.T)
+	uninstall func(t *testing.T)
+}
+
+func kustomized(dir, uninstall, hooksDir string) variant {
+	return variant{name: "kubectl apply -k contrib/k8s/" + dir, hooksDir: hooksDir,
+		install: func(t *testing.T) { apply(t, dir) },
+		uninstall: func(t *testing.T) {
+			apply(t, uninstall)
+			rolledOut(t, "podhook", "podhook")
+			if out, err := n.kubectl("delete", "-k", filepath.Join("../../contrib/k8s", uninstall), "--timeout=120s"); err != nil {
+				t.Fatalf("%s\n%v", out, err)
+			}
+		}}
+}
+
+// helm runs the helm that make manifests builds against the node.
+func helm(t *testing.T, args ...string) {
+	t.Helper()
+	cmd := exec.Command(os.Getenv("PODHOOK_HELM"), append(args, "--kubeconfig", n.admin)...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+var chart = variant{name: "helm install contrib/helm/podhook", hooksDir: "/usr/share/containers/oci/hooks.d",
+	install: func(t *testing.T) {
+		helm(t, "install", "podhook", "../../contrib/helm/podhook", "-n", "podhook", "--create-namespace", "--set", "agent.namespace=security")
+	},
+	uninstall: func(t *testing.T) {
+		helm(t, "upgrade", "podhook", "../../contrib/helm/podhook", "-n", "podhook", "--reuse-values", "--set", "uninstall=true")
+		rolledOut(t, "podhook", "podhook")
+		helm(t, "uninstall", "podhook", "-n", "podhook", "--wait", "--timeout", "120s")
+		n.kubectl("delete", "namespace", "podhook", "--timeout=120s")
+	}}
+
+// TestDeployAndUninstall: the README's Deploy commands on a real node, for
+// the default kustomization, the readonly-usr variant and the Helm chart:
+// the reference agent in its own namespace, podhook installed, its
+// registrations on the host, a tenant pod's identity at the agent, then
+// the variant's documented uninstall, after which pods still start and
+// nothing of podhook is left on the host.
+func TestDeployAndUninstall(t *testing.T) {
 	t.Cleanup(cleanHost)
 	images(t)
 	apply(t, "examples/reference-agent")
 	t.Cleanup(func() { n.kubectl("delete", "-k", "../../contrib/k8s/examples/reference-agent", "--wait=false") })
 	rolledOut(t, "security", "podhook-agent")
+	for i, v := range []variant{
+		kustomized(".", "uninstall", "/usr/share/containers/oci/hooks.d"),
+		kustomized("readonly-usr", "readonly-usr/uninstall", "/etc/containers/oci/hooks.d"),
+		chart,
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			deployAndUninstall(t, v, fmt.Sprintf("web-%d", i))
+		})
+	}
+}
 
+func deployAndUninstall(t *testing.T, v variant, podName string) {
 	start := time.Now()
-	apply(t, ".")
+	v.install(t)
 	rolledOut(t, "podhook", "podhook")
-	t.Logf("podhook's DaemonSet ready %v after kubectl apply", time.Since(start).Round(100*time.Millisecond))
-	for _, p := range installed {
+	t.Logf("podhook's DaemonSet ready %v after the install", time.Since(start).Round(100*time.Millisecond))
+	for _, p := range installedIn(v.hooksDir) {
 		if _, err := os.Stat(p); err != nil {
 			t.Fatalf("not on the host: %v", err)
 		}
 	}
 
-	uid := runPod(t, "tenant-a", "web")
+	uid := runPod(t, "tenant-a", podName)
 	var got *harness.Event
-	err := n.waitFor("the agent's create for tenant-a/web", 30*time.Second, func() error {
+	err := n.waitFor("the agent's create for tenant-a/"+podName, 30*time.Second, func() error {
 		for _, ev := range agentReceived(t) {
 			if ev.RPC == "CreateContainer" && ev.Request.Pod.UID == uid {
 				got = &ev
@@ -157,22 +214,19 @@ func TestDefaultKustomization(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := got.Request
-	if r.Pod.Namespace != "tenant-a" || r.Pod.Name != "web" || r.Container.Name != "app" || r.Container.Runtime != "cri-o" ||
+	if r.Pod.Namespace != "tenant-a" || r.Pod.Name != podName || r.Container.Name != "app" || r.Container.Runtime != "cri-o" ||
 		!r.Identity.Trusted || r.Identity.Source != "annotations" {
 		t.Fatalf("the agent received %+v", r)
 	}
-	t.Logf("the agent received tenant-a/web (uid %s), container app, cri-o, trusted, from CRI-O's keys", uid)
+	t.Logf("the agent received tenant-a/%s (uid %s), container app, cri-o, trusted, from CRI-O's keys", podName, uid)
 
-	// The documented uninstall: over the running DaemonSet, wait, delete.
-	apply(t, "uninstall")
-	rolledOut(t, "podhook", "podhook")
-	if out, err := n.kubectl("delete", "-k", "../../contrib/k8s/uninstall", "--timeout=120s"); err != nil {
-		t.Fatalf("%s\n%v", out, err)
-	}
-	for _, p := range installed {
-		if _, err := os.Stat(p); !os.IsNotExist(err) {
-			t.Fatalf("left on the host after the uninstall: %s (%v)", p, err)
+	v.uninstall(t)
+	for _, d := range []string{"/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"} {
+		for _, p := range installedIn(d) {
+			if _, err := os.Stat(p); !os.IsNotExist(err) {
+				t.Fatalf("left on the host after the uninstall: %s (%v)", p, err)
+			}
 		}
 	}
-	runPod(t, "tenant-a", "after")
+	runPod(t, "tenant-a", podName+"-after")
 }
