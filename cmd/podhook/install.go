@@ -194,7 +194,7 @@ func runMonitor(ctx context.Context, c *cli.Context, o install.Options, addr str
 		}
 		full := config.Defaults().Merge(cfg)
 		args := []string{"--host-root", o.HostRoot, "--log-file", full.LogFile, "--log-max-backups", fmt.Sprint(*full.LogMaxBackups),
-			"--metrics-address", addr, "--state-file", filepath.Join(o.InstallDir, "monitor-position.json")}
+			"--metrics-address", addr, "--state-file", filepath.Join(o.InstallDir, install.MonitorPosition)}
 		if err := runProgram(ctx, monitorBinary, args, nil, c.App.Writer, c.App.ErrWriter); err != nil && ctx.Err() == nil {
 			fmt.Fprintf(c.App.ErrWriter, "podhook: metrics: %v; restarting in 5s\n", err)
 		}

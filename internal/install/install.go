@@ -77,6 +77,9 @@ const (
 	BinaryName   = "podhook"
 	CreateJSON   = "podhook.json"
 	PoststopJSON = "podhook-poststop.json"
+	// MonitorPosition is where the keeper's podhook-monitor keeps its
+	// place in the log, in the install dir; uninstall removes it too.
+	MonitorPosition = "monitor-position.json"
 )
 
 // host resolves the directory of a host path under HostRoot the way the
@@ -515,7 +518,7 @@ func (o *Options) uninstallFiles() ([]string, error) {
 	if !filepath.IsAbs(o.InstallDir) {
 		return nil, fmt.Errorf("install dir %q must be absolute", o.InstallDir)
 	}
-	out := []string{o.binaryPath(), o.configPath()}
+	out := []string{o.binaryPath(), o.configPath(), filepath.Join(o.InstallDir, MonitorPosition)}
 	for _, name := range []string{CreateJSON, PoststopJSON} {
 		for _, dir := range o.HooksDirs {
 			out = append(out, filepath.Join(dir, name))

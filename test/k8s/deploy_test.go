@@ -221,6 +221,9 @@ func deployAndUninstall(t *testing.T, v variant, podName string) {
 	t.Logf("the agent received tenant-a/%s (uid %s), container app, cri-o, trusted, from CRI-O's keys", podName, uid)
 
 	v.uninstall(t)
+	if left, _ := os.ReadDir("/opt/podhook"); len(left) != 0 {
+		t.Fatalf("left in /opt/podhook after the uninstall: %v", left)
+	}
 	for _, d := range []string{"/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"} {
 		for _, p := range installedIn(d) {
 			if _, err := os.Stat(p); !os.IsNotExist(err) {
