@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,8 +39,19 @@ func images(t *testing.T) {
 	}
 }
 
+// agentUp builds and loads the images and runs the reference agent's
+// DaemonSet (contrib/k8s/examples/reference-agent), once for the suite.
+func agentUp(t *testing.T) {
+	t.Helper()
+	agentOnce.Do(func() { images(t) })
+	apply(t, "examples/reference-agent")
+	rolledOut(t, "security", "podhook-agent")
+}
+
+var agentOnce sync.Once
+
 // apply runs kubectl apply -k on a directory of contrib/k8s, as an
-// operator does, and removes it when the test ends unless removed.
+// operator does.
 func apply(t *testing.T, dir string) {
 	t.Helper()
 	if out, err := n.kubectl("apply", "-k", filepath.Join("../../contrib/k8s", dir)); err != nil {
@@ -173,10 +185,7 @@ var chart = variant{name: "helm install contrib/helm/podhook", hooksDir: "/usr/s
 // nothing of podhook is left on the host.
 func TestDeployAndUninstall(t *testing.T) {
 	t.Cleanup(cleanHost)
-	images(t)
-	apply(t, "examples/reference-agent")
-	t.Cleanup(func() { n.kubectl("delete", "-k", "../../contrib/k8s/examples/reference-agent", "--wait=false") })
-	rolledOut(t, "security", "podhook-agent")
+	agentUp(t)
 	for i, v := range []variant{
 		kustomized(".", "uninstall", "/usr/share/containers/oci/hooks.d"),
 		kustomized("readonly-usr", "readonly-usr/uninstall", "/etc/containers/oci/hooks.d"),
@@ -189,6 +198,9 @@ func TestDeployAndUninstall(t *testing.T) {
 }
 
 func deployAndUninstall(t *testing.T, v variant, podName string) {
+	// A pod that runs before podhook is installed: the keeper's sync
+	// tells the agent about it.
+	earlyUID := runPod(t, "tenant-a", podName+"-early")
 	start := time.Now()
 	v.install(t)
 	rolledOut(t, "podhook", "podhook")
@@ -220,6 +232,24 @@ func deployAndUninstall(t *testing.T, v variant, podName string) {
 	}
 	t.Logf("the agent received tenant-a/%s (uid %s), container app, cri-o, trusted, from CRI-O's keys", podName, uid)
 
+	var synced *harness.Event
+	err = n.waitFor("the sync of tenant-a/"+podName+"-early", 60*time.Second, func() error {
+		for _, ev := range agentReceived(t) {
+			if ev.RPC == "CreateContainer" && ev.Request.Pod.UID == earlyUID && ev.Request.AlreadyRunning {
+				synced = &ev
+				return nil
+			}
+		}
+		return errNotYet
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := synced.Request; r.Stage != "sync" || r.Pod.Namespace != "tenant-a" || r.Pod.Name != podName+"-early" || !r.Identity.Trusted || r.Identity.Source != "cri" {
+		t.Fatalf("the agent received for the early pod %+v", r)
+	}
+	t.Logf("the pod from before the install reached the agent through the keeper's sync: already running, from CRI-O's records")
+
 	v.uninstall(t)
 	if left, _ := os.ReadDir("/opt/podhook"); len(left) != 0 {
 		t.Fatalf("left in /opt/podhook after the uninstall: %v", left)
@@ -232,4 +262,93 @@ func deployAndUninstall(t *testing.T, v variant, podName string) {
 		}
 	}
 	runPod(t, "tenant-a", podName+"-after")
+}
+
+// TestAgentDownFailsClosed: with podhook installed and the agent's pod
+// gone, a tenant pod fails closed (the kubelet shows podhook's reason);
+// the agent's own pod starts meanwhile (its namespace fails open, so the
+// hook never deadlocks it), and the tenant pod starts once it is back.
+func TestAgentDownFailsClosed(t *testing.T) {
+	t.Cleanup(cleanHost)
+	agentUp(t)
+	v := kustomized(".", "uninstall", "/usr/share/containers/oci/hooks.d")
+	v.install(t)
+	rolledOut(t, "podhook", "podhook")
+	defer v.uninstall(t)
+
+	// The agent's pods leave the node (a selector no node matches).
+	if out, err := n.kubectl("-n", "security", "patch", "daemonset", "podhook-agent", "--type", "merge",
+		"-p", `{"spec":{"template":{"spec":{"nodeSelector":{"podhook.io/test":"no-node"}}}}}`); err != nil {
+		t.Fatal(out, err)
+	}
+	err := n.waitFor("the agent's pod gone", 60*time.Second, func() error {
+		out, err := n.kubectl("-n", "security", "get", "pods", "-o", "name")
+		if err == nil && out != "" {
+			return fmt.Errorf("%w: %s", errNotYet, out)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.kubectl("create", "namespace", "tenant-b")
+	pod := `apiVersion: v1
+kind: Pod
+metadata: {name: waits, namespace: tenant-b}
+spec:
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: localhost/podhook-busybox:e2e
+    imagePullPolicy: Never
+    command: ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done"]
+`
+	f := filepath.Join(t.TempDir(), "waits.yaml")
+	os.WriteFile(f, []byte(pod), 0o600)
+	if out, err := n.kubectl("apply", "-f", f); err != nil {
+		t.Fatal(out, err)
+	}
+	defer n.kubectl("delete", "-f", f, "--wait=false")
+	var reason string
+	err = n.waitFor("the tenant pod failing closed", 60*time.Second, func() error {
+		ev, err := n.kubectl("-n", "tenant-b", "get", "events", "--field-selector", "involvedObject.name=waits", "-o", "jsonpath={.items[*].message}")
+		if err == nil && !strings.Contains(ev, "failing closed") {
+			return fmt.Errorf("%w: %s", errNotYet, ev)
+		}
+		reason = ev
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(reason, `podhook: agent unreachable`) || !strings.Contains(reason, `namespace \"tenant-b\" is not on the fail-allow list`) {
+		t.Fatalf("the kubelet's events: %s", reason)
+	}
+	t.Logf("the tenant pod failed closed; the kubelet shows: %.400s", reason[max(0, strings.Index(reason, "error running hook")):])
+
+	// The agent comes back: its own pod starts with the agent down.
+	if out, err := n.kubectl("-n", "security", "patch", "daemonset", "podhook-agent", "--type", "json",
+		"-p", `[{"op":"remove","path":"/spec/template/spec/nodeSelector"}]`); err != nil {
+		t.Fatal(out, err)
+	}
+	rolledOut(t, "security", "podhook-agent")
+	err = n.waitFor("the tenant pod Running", 180*time.Second, func() error {
+		out, err := n.kubectl("-n", "tenant-b", "get", "pod", "waits", "-o", "jsonpath={.status.phase}")
+		if err == nil && out != "Running" {
+			return fmt.Errorf("%w: %s", errNotYet, out)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := n.kubectl("-n", "tenant-b", "get", "pod", "waits", "-o", "jsonpath={.metadata.uid}")
+	found := false
+	for _, ev := range agentReceived(t) {
+		found = found || ev.RPC == "CreateContainer" && ev.Request.Pod.UID == uid && ev.Request.Identity.Trusted
+	}
+	if !found {
+		t.Fatal("the agent, back, never received the tenant pod's create")
+	}
 }
