@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/podhook/podhook/test/crinode"
 	"github.com/podhook/podhook/test/harness"
 )
 
@@ -351,4 +352,94 @@ spec:
 	if !found {
 		t.Fatal("the agent, back, never received the tenant pod's create")
 	}
+}
+
+// keeperMetrics scrapes the keeper container's podhook-monitor inside its
+// pod's network namespace (the node's CNI is loopback only) and returns
+// the sum of podhook_decisions_total.
+func keeperMetrics(t *testing.T) (float64, error) {
+	t.Helper()
+	id, err := n.cri.Run("ps", "-q", "--name", "^keep$", "--state", "running")
+	if err != nil || id == "" {
+		return 0, fmt.Errorf("no running keeper container: %q, %v", id, err)
+	}
+	id = strings.Fields(id)[0]
+	pid, err := n.cri.Run("inspect", "-o", "go-template", "--template", "{{.info.pid}}", id)
+	if err != nil {
+		return 0, err
+	}
+	out, err := exec.Command("nsenter", "-t", strings.TrimSpace(pid), "-n", "busybox", "wget", "-qO-", "http://127.0.0.1:9464/metrics").Output()
+	if err != nil {
+		return 0, fmt.Errorf("scrape: %w", err)
+	}
+	sum := 0.0
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "podhook_decisions_total{") {
+			var v float64
+			fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &v)
+			sum += v
+		}
+	}
+	return sum, nil
+}
+
+// logDecisions counts the decision records in the hook's log on the host.
+func logDecisions() int {
+	c := 0
+	for _, r := range crinode.ReadLines("/var/log/podhook/podhook.log") {
+		if r["decision"] != nil {
+			c++
+		}
+	}
+	return c
+}
+
+// TestKeeperMetricsCountTheLog: the keeper's metrics, scraped from its
+// pod, count every decision the hook's log on the host gains.
+func TestKeeperMetricsCountTheLog(t *testing.T) {
+	t.Cleanup(cleanHost)
+	agentUp(t)
+	v := kustomized(".", "uninstall", "/usr/share/containers/oci/hooks.d")
+	v.install(t)
+	rolledOut(t, "podhook", "podhook")
+	defer v.uninstall(t)
+	// The monitor has caught up when two scrapes more than its 1 s poll
+	// interval apart agree and the log did not grow between them.
+	var before float64
+	var logBefore int
+	err := n.waitFor("the keeper's monitor caught up", 60*time.Second, func() error {
+		m1, err := keeperMetrics(t)
+		l1 := logDecisions()
+		if err != nil {
+			return err
+		}
+		time.Sleep(1500 * time.Millisecond)
+		m2, err := keeperMetrics(t)
+		if err != nil || m1 != m2 || l1 != logDecisions() {
+			return fmt.Errorf("%w: %v", errNotYet, err)
+		}
+		before, logBefore = m2, l1
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		runPod(t, "tenant-c", fmt.Sprintf("counted-%d", i))
+	}
+	var after float64
+	err = n.waitFor("the metrics to count the new records", 60*time.Second, func() error {
+		var err error
+		if after, err = keeperMetrics(t); err != nil {
+			return err
+		}
+		if got, want := after-before, float64(logDecisions()-logBefore); got != want || want < 3 {
+			return fmt.Errorf("%w: metrics +%v, log +%v", errNotYet, got, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the log gained %d decision records; the keeper's podhook_decisions_total gained %v", logDecisions()-logBefore, after-before)
 }
