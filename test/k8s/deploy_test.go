@@ -443,3 +443,86 @@ func TestKeeperMetricsCountTheLog(t *testing.T) {
 	}
 	t.Logf("the log gained %d decision records; the keeper's podhook_decisions_total gained %v", logDecisions()-logBefore, after-before)
 }
+
+// TestRollingUpdateUnderLoad: podhook's DaemonSet rolls to a new image
+// while a Deployment scales from 0 to 20: no create fails, and every
+// container the runtime created reaches the agent (none unseen).
+func TestRollingUpdateUnderLoad(t *testing.T) {
+	t.Cleanup(cleanHost)
+	agentUp(t)
+	v := kustomized(".", "uninstall", "/usr/share/containers/oci/hooks.d")
+	v.install(t)
+	rolledOut(t, "podhook", "podhook")
+	defer v.uninstall(t)
+	// The new image: the same binaries under another tag, so the
+	// DaemonSet's pod template changes and the rollout runs.
+	if out, err := exec.Command("podman", "tag", "localhost/podhook:latest", "localhost/podhook:e2e-next").CombinedOutput(); err != nil {
+		t.Fatalf("podman tag: %v\n%s", err, out)
+	}
+	if err := n.crio.Push("localhost/podhook:e2e-next", "localhost/podhook:e2e-next"); err != nil {
+		t.Fatal(err)
+	}
+	n.kubectl("create", "namespace", "tenant-d")
+	deploy := `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: fleet, namespace: tenant-d}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: fleet}}
+  template:
+    metadata: {labels: {app: fleet}}
+    spec:
+      automountServiceAccountToken: false
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: app
+        image: localhost/podhook-busybox:e2e
+        imagePullPolicy: Never
+        command: ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done"]
+`
+	f := filepath.Join(t.TempDir(), "fleet.yaml")
+	os.WriteFile(f, []byte(deploy), 0o600)
+	if out, err := n.kubectl("apply", "-f", f); err != nil {
+		t.Fatal(out, err)
+	}
+	defer n.kubectl("delete", "-f", f, "--wait=false")
+	if out, err := n.kubectl("-n", "podhook", "set", "image", "daemonset/podhook", "install=podhook:e2e-next", "keep=podhook:e2e-next"); err != nil {
+		t.Fatal(out, err)
+	}
+	if out, err := n.kubectl("-n", "tenant-d", "scale", "deployment/fleet", "--replicas=20"); err != nil {
+		t.Fatal(out, err)
+	}
+	rolledOut(t, "podhook", "podhook")
+	if out, err := n.kubectl("-n", "tenant-d", "rollout", "status", "deployment/fleet", "--timeout=300s"); err != nil {
+		t.Fatal(out, err)
+	}
+	if img, _ := n.kubectl("-n", "podhook", "get", "daemonset", "podhook", "-o", "jsonpath={.spec.template.spec.containers[0].image}"); img != "podhook:e2e-next" {
+		t.Fatalf("the DaemonSet runs %q", img)
+	}
+	if ev, _ := n.kubectl("-n", "tenant-d", "get", "events", "--field-selector", "reason=Failed", "-o", "jsonpath={.items[*].message}"); ev != "" {
+		t.Fatalf("creates failed during the rolling update: %s", ev)
+	}
+	// Every container CRI-O created for the fleet, against what the agent
+	// received.
+	out, err := n.cri.Run("ps", "-a", "-q", "--label", "io.kubernetes.pod.namespace=tenant-d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := strings.Fields(out)
+	seen := map[string]bool{}
+	for _, ev := range agentReceived(t) {
+		if ev.RPC == "CreateContainer" && ev.Request.Pod.Namespace == "tenant-d" {
+			seen[ev.Request.Container.ID] = true
+		}
+	}
+	unseen := 0
+	for _, id := range created {
+		if !seen[id] {
+			unseen++
+		}
+	}
+	if len(created) < 20 || unseen != 0 {
+		t.Fatalf("CRI-O created %d containers for the fleet; %d never reached the agent", len(created), unseen)
+	}
+	t.Logf("rolled to a new image while 20 pods started: CRI-O created %d containers, the agent saw every one, no create failed", len(created))
+}
