@@ -41,7 +41,7 @@ HELM_TOOLS         ?= $(HOME)/.cache/podhook/helm-$(HELM_VERSION)
 
 FUZZ_TARGETS := ./hook:FuzzFit ./hook:FuzzParseState ./hook:FuzzParseSpec ./hook:FuzzAnnotations ./resolver:FuzzResolve ./resolver:FuzzExpandCgroupsPath ./resolver:FuzzExpandSlice ./internal/safetext:FuzzLine
 
-.PHONY: image help build test unit lint fuzz manifests helm-tool e2e e2e-containerd containerd-tools e2e-crio crio-tools k8s-tools e2e-k8s bench bench-gate generate check-generate demo clean
+.PHONY: image help build test unit lint fuzz manifests helm-tool e2e e2e-containerd containerd-tools e2e-crio crio-tools k8s-tools e2e-k8s bench-k8s bench bench-gate generate check-generate demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -133,6 +133,10 @@ k8s-tools: ## build kube-apiserver, kube-controller-manager, kube-scheduler, kub
 e2e-k8s: k8s-tools crio-tools containerd-tools helm-tool ## a single-node Kubernetes (etcd, API server, controller manager, scheduler, kubelet) on a real CRI-O runs the shipped manifests (root)
 	PODHOOK_K8S_BIN=$(K8S_TOOLS)/bin PODHOOK_CRIO_BIN=$(CRIO_TOOLS) PODHOOK_CRICTL=$(CONTAINERD_TOOLS)/crictl PODHOOK_HELM=$(HELM_TOOLS)/helm \
 		$(GO) test -tags k8s -count=1 -timeout 30m -v ./test/k8s 2>&1 | grep -Ev '^=== (RUN|PAUSE|CONT)'
+
+bench-k8s: k8s-tools crio-tools containerd-tools helm-tool ## 30 pods at once on the Kubernetes node, without and with podhook: p50 and p99 time to Running, and their ratio (root)
+	PODHOOK_K8S_BENCH=1 PODHOOK_K8S_BIN=$(K8S_TOOLS)/bin PODHOOK_CRIO_BIN=$(CRIO_TOOLS) PODHOOK_CRICTL=$(CONTAINERD_TOOLS)/crictl PODHOOK_HELM=$(HELM_TOOLS)/helm \
+		$(GO) test -tags k8s -count=1 -timeout 30m -v -run '^TestPodStartBenchmark$$' ./test/k8s 2>&1 | grep -Ev '^=== (RUN|PAUSE|CONT)'
 
 bench: build ## whole-process timings vs grpc-go and noop floors (bin/bench/results.json), then podman start overhead
 	$(GO) run ./test/bench -podhook $(BIN)/podhook -agent $(BIN)/podhook-agent -out $(BIN)/bench/results.json -runs $(BENCH_RUNS)
