@@ -51,19 +51,7 @@ func burst(t *testing.T, ns string, count int) []float64 {
 	t.Helper()
 	var b strings.Builder
 	for i := range count {
-		fmt.Fprintf(&b, `---
-apiVersion: v1
-kind: Pod
-metadata: {name: p%d, namespace: %s}
-spec:
-  automountServiceAccountToken: false
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: app
-    image: localhost/podhook-busybox:e2e
-    imagePullPolicy: Never
-    command: ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done"]
-`, i, ns)
+		fmt.Fprintf(&b, "---\n%s", podYAML(fmt.Sprintf("p%d", i), ns))
 	}
 	f := filepath.Join(t.TempDir(), ns+".yaml")
 	os.WriteFile(f, []byte(b.String()), 0o600)

@@ -69,12 +69,10 @@ func rolledOut(t *testing.T, ns, name string) {
 	}
 }
 
-// runPod runs a pod in ns (the namespace made if missing) and waits until
-// it runs; it returns the pod's UID.
-func runPod(t *testing.T, ns, name string) string {
-	t.Helper()
-	n.kubectl("create", "namespace", ns)
-	pod := fmt.Sprintf(`apiVersion: v1
+// podYAML is a pod named name in ns running the busybox image until
+// SIGTERM (so a stop never waits out a grace period).
+func podYAML(name, ns string) string {
+	return fmt.Sprintf(`apiVersion: v1
 kind: Pod
 metadata: {name: %s, namespace: %s}
 spec:
@@ -86,17 +84,29 @@ spec:
     imagePullPolicy: Never
     command: ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done"]
 `, name, ns)
+}
+
+// applyPod applies a pod (its namespace made if missing), deleted when
+// the test ends.
+func applyPod(t *testing.T, ns, name string) {
+	t.Helper()
+	n.kubectl("create", "namespace", ns)
 	f := filepath.Join(t.TempDir(), name+".yaml")
-	os.WriteFile(f, []byte(pod), 0o600)
+	os.WriteFile(f, []byte(podYAML(name, ns)), 0o600)
 	if out, err := n.kubectl("apply", "-f", f); err != nil {
 		t.Fatal(out, err)
 	}
 	t.Cleanup(func() { n.kubectl("delete", "-f", f, "--wait=false") })
-	err := n.waitFor(ns+"/"+name+" Running", 120*time.Second, func() error {
+}
+
+// waitRunning waits until the pod runs and returns its UID.
+func waitRunning(t *testing.T, ns, name string, timeout time.Duration) string {
+	t.Helper()
+	err := n.waitFor(ns+"/"+name+" Running", timeout, func() error {
 		out, err := n.kubectl("-n", ns, "get", "pod", name, "-o", "jsonpath={.status.phase}")
 		if err == nil && out != "Running" {
 			ev, _ := n.kubectl("-n", ns, "get", "events", "--field-selector", "involvedObject.name="+name, "-o", "jsonpath={.items[*].message}")
-			return fmt.Errorf("%s: %s", out, ev)
+			return fmt.Errorf("%w: %s: %s", errNotYet, out, ev)
 		}
 		return err
 	})
@@ -105,6 +115,13 @@ spec:
 	}
 	uid, _ := n.kubectl("-n", ns, "get", "pod", name, "-o", "jsonpath={.metadata.uid}")
 	return uid
+}
+
+// runPod runs a pod and waits until it runs; it returns the pod's UID.
+func runPod(t *testing.T, ns, name string) string {
+	t.Helper()
+	applyPod(t, ns, name)
+	return waitRunning(t, ns, name, 120*time.Second)
 }
 
 // agentReceived is what the reference agent DaemonSet received, from its
@@ -292,25 +309,7 @@ func TestAgentDownFailsClosed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.kubectl("create", "namespace", "tenant-b")
-	pod := `apiVersion: v1
-kind: Pod
-metadata: {name: waits, namespace: tenant-b}
-spec:
-  automountServiceAccountToken: false
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: app
-    image: localhost/podhook-busybox:e2e
-    imagePullPolicy: Never
-    command: ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done"]
-`
-	f := filepath.Join(t.TempDir(), "waits.yaml")
-	os.WriteFile(f, []byte(pod), 0o600)
-	if out, err := n.kubectl("apply", "-f", f); err != nil {
-		t.Fatal(out, err)
-	}
-	defer n.kubectl("delete", "-f", f, "--wait=false")
+	applyPod(t, "tenant-b", "waits")
 	var reason string
 	err = n.waitFor("the tenant pod failing closed", 60*time.Second, func() error {
 		ev, err := n.kubectl("-n", "tenant-b", "get", "events", "--field-selector", "involvedObject.name=waits", "-o", "jsonpath={.items[*].message}")
@@ -334,17 +333,7 @@ spec:
 		t.Fatal(out, err)
 	}
 	rolledOut(t, "security", "podhook-agent")
-	err = n.waitFor("the tenant pod Running", 180*time.Second, func() error {
-		out, err := n.kubectl("-n", "tenant-b", "get", "pod", "waits", "-o", "jsonpath={.status.phase}")
-		if err == nil && out != "Running" {
-			return fmt.Errorf("%w: %s", errNotYet, out)
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := n.kubectl("-n", "tenant-b", "get", "pod", "waits", "-o", "jsonpath={.metadata.uid}")
+	uid := waitRunning(t, "tenant-b", "waits", 180*time.Second)
 	found := false
 	for _, ev := range agentReceived(t) {
 		found = found || ev.RPC == "CreateContainer" && ev.Request.Pod.UID == uid && ev.Request.Identity.Trusted

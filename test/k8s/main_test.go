@@ -361,32 +361,5 @@ var errNotYet = errors.New("not yet")
 // TestNodeRunsAPod: the node itself: a plain pod from the API server runs
 // on the real CRI-O through the real kubelet.
 func TestNodeRunsAPod(t *testing.T) {
-	pod := `apiVersion: v1
-kind: Pod
-metadata: {name: hello, namespace: default}
-spec:
-  automountServiceAccountToken: false
-  containers:
-  - name: app
-    image: localhost/podhook-busybox:e2e
-    imagePullPolicy: Never
-    command: ["/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done"]
-`
-	f := filepath.Join(t.TempDir(), "pod.yaml")
-	os.WriteFile(f, []byte(pod), 0o600)
-	if out, err := n.kubectl("apply", "-f", f); err != nil {
-		t.Fatal(out, err)
-	}
-	defer n.kubectl("delete", "-f", f, "--wait=false")
-	err := n.waitFor("the pod Running", 120*time.Second, func() error {
-		out, err := n.kubectl("get", "pod", "hello", "-o", "jsonpath={.status.phase}")
-		if err == nil && out != "Running" {
-			desc, _ := n.kubectl("describe", "pod", "hello")
-			return fmt.Errorf("%w: %s\n%s", errNotYet, out, desc)
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	runPod(t, "default", "hello")
 }
