@@ -52,7 +52,7 @@ func ParseState(b []byte) (*State, error) {
 	err := members(b, func(key string, raw []byte, escaped bool) error {
 		switch {
 		case strings.EqualFold(key, "annotations"):
-			s.Annotations = append(json.RawMessage(nil), raw...)
+			s.Annotations = raw // b is ours and never reused: no copy
 			return nil
 		case strings.EqualFold(key, "pid"):
 			return json.Unmarshal(raw, &s.Pid)
