@@ -30,14 +30,7 @@ const (
 var n *node
 
 func TestMain(m *testing.M) {
-	os.Exit(crinode.Main(m, "containerd", func() (crinode.Node, error) {
-		var err error
-		n, err = newNode()
-		if n == nil {
-			return nil, err
-		}
-		return n, err
-	}))
+	os.Exit(crinode.Main(m, "containerd", newNode, &n))
 }
 
 type node struct {

@@ -338,14 +338,19 @@ type Node interface {
 	Close()
 }
 
-// Main runs a suite's tests against the node setup starts, prints the
-// node's logs when setup or a test fails, and always stops the node. It
-// returns the exit code for os.Exit.
-func Main(m *testing.M, name string, setup func() (Node, error)) int {
+// Main runs a suite's tests against the node setup starts (stored in
+// *into before the tests run), prints the node's logs when setup or a test
+// fails, and always stops the node. It returns the exit code for os.Exit.
+func Main[N interface {
+	comparable
+	Node
+}](m *testing.M, name string, setup func() (N, error), into *N) int {
 	node, err := setup()
+	*into = node
+	var none N
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s suite setup: %v\n", name, err)
-		if node != nil {
+		if node != none {
 			node.Dump()
 			node.Close()
 		}

@@ -28,14 +28,7 @@ const (
 var n *node
 
 func TestMain(m *testing.M) {
-	os.Exit(crinode.Main(m, "CRI-O", func() (crinode.Node, error) {
-		var err error
-		n, err = newNode()
-		if n == nil {
-			return nil, err
-		}
-		return n, err
-	}))
+	os.Exit(crinode.Main(m, "CRI-O", newNode, &n))
 }
 
 type node struct {

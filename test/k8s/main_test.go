@@ -25,14 +25,7 @@ import (
 var n *node
 
 func TestMain(m *testing.M) {
-	os.Exit(crinode.Main(m, "Kubernetes", func() (crinode.Node, error) {
-		var err error
-		n, err = newNode()
-		if n == nil {
-			return nil, err
-		}
-		return n, err
-	}))
+	os.Exit(crinode.Main(m, "Kubernetes", newNode, &n))
 }
 
 // nodeName is this machine's host name: the kubelet refuses --node-ip
