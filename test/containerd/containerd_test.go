@@ -125,7 +125,7 @@ func TestContainerdRestart(t *testing.T) {
 	w.mustStart(before)
 
 	syncs := n.countNRI("synchronized")
-	n.stopContainerd()
+	n.ctrd.Stop()
 	if err := n.waitNRI("not connected to the runtime, retrying", 1); err != nil {
 		t.Fatal(err)
 	}

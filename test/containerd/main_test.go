@@ -3,7 +3,6 @@
 package containerd
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -41,7 +40,7 @@ type node struct {
 	agentBin string
 	nriBin   string
 
-	ctrd    *exec.Cmd
+	ctrd    crinode.Containerd
 	plugin  *exec.Cmd
 	nriLog  string
 	hookCfg string
@@ -66,6 +65,7 @@ func newNode() (*node, error) {
 		}
 		n.tools = filepath.Dir(p)
 	}
+	n.ctrd = crinode.Containerd{Dir: dir, Bin: n.tools, Address: n.sock(), NRISocket: n.nriSock(), PodAnnotations: true}
 	n.CRI = crinode.CRI{Crictl: filepath.Join(n.tools, "crictl"), Endpoint: n.sock(), Dir: dir, Image: image}
 	if _, err := exec.LookPath("runc"); err != nil {
 		return n, fmt.Errorf("runc: %w (apt-get install runc)", err)
@@ -91,52 +91,14 @@ func newNode() (*node, error) {
 	return n, nil
 }
 
-// writeConfig writes containerd's config: version 3 (containerd 2.x), its
-// own root, state and sockets, NRI on, pod annotations passed through (an
-// operator setting that lets pods forge keys: what the suite tests), runc
-// from Debian with restrict_oom_score_adj (no CAP_SYS_RESOURCE here), and
-// an empty CNI directory (the pods use the host's network). validator
-// turns on NRI's default validator with podhook as a required plugin.
+// writeConfig writes containerd's config (crinode.Containerd): pod
+// annotations passed through (an operator setting that lets pods forge
+// keys: what the suite tests) and no CNI config (the pods use the host's
+// network). validator turns on NRI's default validator with podhook as a
+// required plugin.
 func (n *node) writeConfig(validator bool) error {
-	runc, _ := exec.LookPath("runc")
-	cfg := fmt.Sprintf(`version = 3
-root = %[1]q
-state = %[2]q
-[grpc]
-  address = %[3]q
-[ttrpc]
-  address = %[4]q
-[plugins]
-  [plugins.'io.containerd.nri.v1.nri']
-    disable = false
-    socket_path = %[5]q
-    plugin_path = %[6]q
-    plugin_config_path = %[7]q
-%[12]s
-  [plugins.'io.containerd.cri.v1.images']
-    snapshotter = 'overlayfs'
-    [plugins.'io.containerd.cri.v1.images'.pinned_images]
-      sandbox = %[8]q
-  [plugins.'io.containerd.cri.v1.runtime']
-    restrict_oom_score_adj = true
-    [plugins.'io.containerd.cri.v1.runtime'.containerd]
-      default_runtime_name = 'runc'
-      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
-        runtime_type = 'io.containerd.runc.v2'
-        pod_annotations = ['*']
-        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
-          BinaryName = %[9]q
-          SystemdCgroup = false
-    [plugins.'io.containerd.cri.v1.runtime'.cni]
-      bin_dirs = [%[10]q]
-      conf_dir = %[11]q
-  [plugins.'io.containerd.grpc.v1.cri']
-    stream_server_address = '127.0.0.1'
-    stream_server_port = '0'
-`, filepath.Join(n.dir, "root"), filepath.Join(n.dir, "state"), n.sock(), n.sock()+".ttrpc",
-		n.nriSock(), filepath.Join(n.dir, "nri", "plugins"), filepath.Join(n.dir, "nri", "conf.d"),
-		pauseImage, runc, filepath.Join(n.dir, "cni", "bin"), filepath.Join(n.dir, "cni", "conf"), validatorConfig(validator))
-	if err := os.WriteFile(filepath.Join(n.dir, "config.toml"), []byte(cfg), 0o600); err != nil {
+	n.ctrd.NRIExtra = validatorConfig(validator)
+	if err := n.ctrd.WriteConfig(); err != nil {
 		return err
 	}
 	return n.WriteConfig()
@@ -156,7 +118,7 @@ func validatorConfig(on bool) string {
 // waits until the plugin is back and injecting.
 func (n *node) restartContainerd(validator bool) error {
 	syncs := n.countNRI("synchronized")
-	n.stopContainerd()
+	n.ctrd.Stop()
 	if err := n.writeConfig(validator); err != nil {
 		return err
 	}
@@ -172,68 +134,18 @@ func (n *node) restartContainerd(validator bool) error {
 	return n.waitInjected()
 }
 
-func (n *node) env() []string {
-	return append(os.Environ(), "PATH="+n.tools+":"+os.Getenv("PATH"))
-}
-
 // startContainerd starts containerd and waits until its CRI answers.
 func (n *node) startContainerd() error {
-	logf, err := os.OpenFile(filepath.Join(n.dir, "containerd.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	n.ctrd = exec.Command(filepath.Join(n.tools, "containerd"), "--config", filepath.Join(n.dir, "config.toml"))
-	n.ctrd.Env, n.ctrd.Stdout, n.ctrd.Stderr = n.env(), logf, logf
-	if err := n.ctrd.Start(); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := n.Run("info")
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("containerd did not become ready: %w", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return n.ctrd.Start(func() error { _, err := n.Run("info"); return err })
 }
 
-// stopContainerd stops containerd as a service manager would; containers
-// and their shims keep running.
-func (n *node) stopContainerd() {
-	if n.ctrd == nil {
-		return
-	}
-	n.ctrd.Process.Signal(syscall.SIGTERM)
-	n.ctrd.Wait()
-	n.ctrd = nil
-}
-
-// importImages builds the pause and busybox images from the busybox-static
-// rootfs with podman, and imports them into containerd's k8s.io namespace.
+// importImages builds the pause and busybox images and imports them into
+// containerd's k8s.io namespace.
 func (n *node) importImages() error {
-	rootfs, err := harness.RootfsTar()
-	if err != nil {
+	if err := crinode.BuildImages(); err != nil {
 		return err
 	}
-	for img, cmd := range map[string]string{pauseImage: `CMD ["/bin/sleep","2147483647"]`, image: `CMD ["/bin/sh"]`} {
-		imp := exec.Command("podman", "import", "--change", cmd, "-", img)
-		imp.Stdin = bytes.NewReader(rootfs)
-		if out, err := imp.CombinedOutput(); err != nil {
-			return fmt.Errorf("podman import: %v\n%s", err, out)
-		}
-		archive := filepath.Join(n.dir, strings.NewReplacer("/", "_", ":", "_").Replace(img)+".tar")
-		if out, err := exec.Command("podman", "save", "--format", "docker-archive", "-o", archive, img).CombinedOutput(); err != nil {
-			return fmt.Errorf("podman save: %v\n%s", err, out)
-		}
-		if out, err := exec.Command(filepath.Join(n.tools, "ctr"), "-a", n.sock(), "-n", "k8s.io", "image", "import", archive).CombinedOutput(); err != nil {
-			return fmt.Errorf("ctr image import: %v\n%s", err, out)
-		}
-	}
-	return nil
+	return n.ctrd.Import(pauseImage, image)
 }
 
 // startPlugin starts podhook-nri and waits until containerd injects its
@@ -312,11 +224,11 @@ func (n *node) waitNRI(msg string, count int) error {
 }
 
 func (n *node) Close() {
-	if n.ctrd != nil {
+	if n.ctrd.Running() {
 		n.RemoveAllPods()
 	}
 	n.stopPlugin()
-	n.stopContainerd()
+	n.ctrd.Stop()
 	exec.Command("umount", "-R", n.dir).Run() // leftovers of a failed run, if any
 	os.RemoveAll(n.dir)
 }

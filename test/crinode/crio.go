@@ -27,6 +27,14 @@ type CRIO struct {
 
 func (c *CRIO) path(p string) string { return filepath.Join(c.Dir, p) }
 
+// LoopbackCNI is the pods' network on these machines: loopback only.
+const LoopbackCNI = `{"cniVersion":"1.0.0","name":"podhook-lo","plugins":[{"type":"loopback"}]}`
+
+// Runc is the runc CRI-O runs, the test harness's wrapper (see runcwrap),
+// once WriteConfig has written it; another runtime on the node may run it
+// too.
+func (c *CRIO) Runc() string { return c.path("runc-wrapper") }
+
 // Store is CRI-O's image store as a containers-storage transport prefix.
 func (c *CRIO) Store() string {
 	return fmt.Sprintf("containers-storage:[overlay@%s+%s]", c.path("storage/root"), c.path("storage/run"))
@@ -104,7 +112,7 @@ plugin_dirs = ["/usr/lib/cni"]
 enable_nri = false
 `, c.path("storage/root"), c.path("storage/run"), c.path("logs"), c.path("version"), c.path("version-persist"), c.path("clean.shutdown"),
 		c.Listen, strings.Join(quoted, ", "), filepath.Join(c.Bin, "pinns"), c.path("ns"), c.path("exits"), c.path("attach"),
-		c.path("runc-wrapper"), c.path("runc"), conmon, PauseImage, c.path("policy.json"), c.path("cni/net.d"))
+		c.Runc(), c.path("runc"), conmon, PauseImage, c.path("policy.json"), c.path("cni/net.d"))
 	// The test harness's runc, never shipped (see runcwrap): it makes
 	// this machine's limits (no CAP_SYS_RESOURCE, hugetlb not mounted)
 	// fit what CRI-O and a kubelet ask of a container.
@@ -116,7 +124,7 @@ enable_nri = false
 		"crio.conf":                cfg,
 		"runc-wrapper":             wrapper,
 		"policy.json":              `{"default":[{"type":"insecureAcceptAnything"}]}`,
-		"cni/net.d/10-lo.conflist": `{"cniVersion":"1.0.0","name":"podhook-lo","plugins":[{"type":"loopback"}]}`,
+		"cni/net.d/10-lo.conflist": LoopbackCNI,
 	}
 	for name, content := range files {
 		if err := os.WriteFile(c.path(name), []byte(content), 0o755); err != nil {
@@ -126,11 +134,10 @@ enable_nri = false
 	return nil
 }
 
-// ImportImages builds the pause and busybox images from the busybox-static
-// rootfs with podman and pushes them into CRI-O's store. The pause image
-// ends on SIGTERM, as the real one does, so a pod is removed without
-// waiting out CRI-O's stop timeout.
-func (c *CRIO) ImportImages() error {
+// BuildImages builds the pause and busybox images into podman's store from
+// the busybox-static rootfs. The pause image ends on SIGTERM, as the real
+// one does, so a pod is removed without waiting out a stop timeout.
+func BuildImages() error {
 	rootfs, err := harness.RootfsTar()
 	if err != nil {
 		return err
@@ -142,6 +149,17 @@ func (c *CRIO) ImportImages() error {
 		if out, err := imp.CombinedOutput(); err != nil {
 			return fmt.Errorf("podman import: %v\n%s", err, out)
 		}
+	}
+	return nil
+}
+
+// ImportImages builds the pause and busybox images (BuildImages) and
+// pushes them into CRI-O's store.
+func (c *CRIO) ImportImages() error {
+	if err := BuildImages(); err != nil {
+		return err
+	}
+	for _, img := range []string{PauseImage, Image} {
 		if err := c.Push(img, img); err != nil {
 			return err
 		}
