@@ -131,11 +131,11 @@ k8s-tools: ## build kube-apiserver, kube-controller-manager, kube-scheduler, kub
 	test/k8s/tools.sh $(K8S_TOOLS) $(K8S_VERSION) $(ETCD_VERSION)
 
 e2e-k8s: k8s-tools crio-tools containerd-tools helm-tool ## a single-node Kubernetes (etcd, API server, controller manager, scheduler, kubelet) on a real CRI-O runs the shipped manifests (root)
-	PODHOOK_K8S_BIN=$(K8S_TOOLS)/bin PODHOOK_CRIO_BIN=$(CRIO_TOOLS) PODHOOK_CRICTL=$(CONTAINERD_TOOLS)/crictl PODHOOK_HELM=$(HELM_TOOLS)/helm \
+	PODHOOK_K8S_BIN=$(K8S_TOOLS)/bin PODHOOK_CONTAINERD_BIN=$(CONTAINERD_TOOLS) PODHOOK_CRIO_BIN=$(CRIO_TOOLS) PODHOOK_CRICTL=$(CONTAINERD_TOOLS)/crictl PODHOOK_HELM=$(HELM_TOOLS)/helm \
 		$(GO) test -tags k8s -count=1 -timeout 30m -v ./test/k8s 2>&1 | grep -Ev '^=== (RUN|PAUSE|CONT)'
 
 bench-k8s: k8s-tools crio-tools containerd-tools helm-tool ## 30 pods at once on the Kubernetes node, without and with podhook: p50 and p99 time to Running, and their ratio (root)
-	PODHOOK_K8S_BENCH=1 PODHOOK_K8S_BIN=$(K8S_TOOLS)/bin PODHOOK_CRIO_BIN=$(CRIO_TOOLS) PODHOOK_CRICTL=$(CONTAINERD_TOOLS)/crictl PODHOOK_HELM=$(HELM_TOOLS)/helm \
+	PODHOOK_K8S_BENCH=1 PODHOOK_K8S_BIN=$(K8S_TOOLS)/bin PODHOOK_CONTAINERD_BIN=$(CONTAINERD_TOOLS) PODHOOK_CRIO_BIN=$(CRIO_TOOLS) PODHOOK_CRICTL=$(CONTAINERD_TOOLS)/crictl PODHOOK_HELM=$(HELM_TOOLS)/helm \
 		$(GO) test -tags k8s -count=1 -timeout 30m -v -run '^TestPodStartBenchmark$$' ./test/k8s 2>&1 | grep -Ev '^=== (RUN|PAUSE|CONT)'
 
 bench: build ## whole-process timings vs grpc-go and noop floors (bin/bench/results.json), then podman start overhead

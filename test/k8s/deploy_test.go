@@ -18,11 +18,17 @@ import (
 )
 
 // installedIn are the host paths an install registering in hooksDir
-// writes.
+// writes; with no hooksDir (NRI), the binary and its config only.
 func installedIn(hooksDir string) []string {
-	return []string{"/opt/podhook/podhook", "/opt/podhook/podhook-config.json",
-		filepath.Join(hooksDir, "podhook.json"), filepath.Join(hooksDir, "podhook-poststop.json")}
+	paths := []string{"/opt/podhook/podhook", "/opt/podhook/podhook-config.json"}
+	if hooksDir == "" {
+		return paths
+	}
+	return append(paths, filepath.Join(hooksDir, "podhook.json"), filepath.Join(hooksDir, "podhook-poststop.json"))
 }
+
+// hooksDirs are the hooks.d directories CRI-O reads here.
+var hooksDirs = []string{"/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"}
 
 // images builds the images as the README says (make image) and loads them
 // into CRI-O's store under the names the manifests run (no registry:
@@ -50,6 +56,58 @@ func agentUp(t *testing.T) {
 }
 
 var agentOnce sync.Once
+
+// nextTag is the tag of the image an upgrade rolls to: the same binaries
+// under another tag, so the DaemonSet's pod template changes and the
+// rollout runs; loaded into CRI-O's store once.
+func nextTag(t *testing.T) string {
+	t.Helper()
+	const tag = "e2e-next"
+	nextOnce.Do(func() {
+		if out, err := exec.Command("podman", "tag", "localhost/podhook:latest", "localhost/podhook:"+tag).CombinedOutput(); err != nil {
+			nextErr = fmt.Errorf("podman tag: %v\n%s", err, out)
+			return
+		}
+		nextErr = n.crio.Push("localhost/podhook:"+tag, "localhost/podhook:"+tag)
+	})
+	if nextErr != nil {
+		t.Fatal(nextErr)
+	}
+	return tag
+}
+
+var (
+	nextOnce sync.Once
+	nextErr  error
+)
+
+// copyDir copies a directory tree into the test's temp dir (an operator's
+// checkout of contrib/k8s, say) and returns the copy.
+func copyDir(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	if out, err := exec.Command("cp", "-r", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
+	return dst
+}
+
+// setImage sets newTag in a kustomization's images entry, as the README
+// tells an operator to.
+func setImage(t *testing.T, path, tag string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := strings.Replace(string(b), "newTag: latest", "newTag: "+tag, 1)
+	if edited == string(b) {
+		t.Fatalf("%s has no newTag: latest", path)
+	}
+	if err := os.WriteFile(path, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // apply runs kubectl apply -k on a directory of contrib/k8s, as an
 // operator does.
@@ -146,7 +204,7 @@ func agentReceived(t *testing.T) []harness.Event {
 // before its uninstall: a registration whose binary is gone would fail
 // every container on this machine.
 func cleanHost() {
-	for _, d := range []string{"/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"} {
+	for _, d := range hooksDirs {
 		paths := installedIn(d)
 		for i := len(paths) - 1; i >= 0; i-- {
 			os.Remove(paths[i])
@@ -155,16 +213,23 @@ func cleanHost() {
 }
 
 // variant is a way the README deploys podhook, and its documented
-// uninstall.
+// uninstall; runtime and source are what the agent is told of a container
+// (CRI-O's keys through hooks.d, or the runtime itself through NRI).
 type variant struct {
-	name      string
-	hooksDir  string
-	install   func(t *testing.T)
-	uninstall func(t *testing.T)
+	name            string
+	hooksDir        string // "": NRI, no registration
+	runtime, source string
+	install         func(t *testing.T)
+	upgrade         func(t *testing.T) // to nextImage, if the test runs it
+	uninstall       func(t *testing.T)
 }
 
 func kustomized(dir, uninstall, hooksDir string) variant {
-	return variant{name: "kubectl apply -k contrib/k8s/" + dir, hooksDir: hooksDir,
+	runtime, source := "cri-o", "annotations"
+	if hooksDir == "" {
+		runtime, source = "containerd", "runtime"
+	}
+	return variant{name: "kubectl apply -k contrib/k8s/" + dir, hooksDir: hooksDir, runtime: runtime, source: source,
 		install: func(t *testing.T) { apply(t, dir) },
 		uninstall: func(t *testing.T) {
 			apply(t, uninstall)
@@ -184,9 +249,13 @@ func helm(t *testing.T, args ...string) {
 	}
 }
 
-var chart = variant{name: "helm install contrib/helm/podhook", hooksDir: "/usr/share/containers/oci/hooks.d",
+var chart = variant{name: "helm install contrib/helm/podhook", hooksDir: "/usr/share/containers/oci/hooks.d", runtime: "cri-o", source: "annotations",
 	install: func(t *testing.T) {
-		helm(t, "install", "podhook", "../../contrib/helm/podhook", "-n", "podhook", "--create-namespace", "--set", "agent.namespace=security")
+		helm(t, "install", "podhook", "../../contrib/helm/podhook", "-n", "podhook", "--create-namespace",
+			"--set", "image.repository=podhook", "--set", "image.tag=latest", "--set", "agent.namespace=security")
+	},
+	upgrade: func(t *testing.T) {
+		helm(t, "upgrade", "podhook", "../../contrib/helm/podhook", "-n", "podhook", "--reuse-values", "--set", "image.tag="+nextTag(t))
 	},
 	uninstall: func(t *testing.T) {
 		helm(t, "upgrade", "podhook", "../../contrib/helm/podhook", "-n", "podhook", "--reuse-values", "--set", "uninstall=true")
@@ -228,12 +297,17 @@ func deployAndUninstall(t *testing.T, v variant, podName string) {
 			t.Fatalf("not on the host: %v", err)
 		}
 	}
+	for _, d := range hooksDirs {
+		if left, _ := os.ReadDir(d); d != v.hooksDir && len(left) != 0 {
+			t.Fatalf("registrations in %s, which the variant does not register in: %v", d, left)
+		}
+	}
 
 	uid := runPod(t, "tenant-a", podName)
 	var got *harness.Event
 	err := n.waitFor("the agent's create for tenant-a/"+podName, 30*time.Second, func() error {
 		for _, ev := range agentReceived(t) {
-			if ev.RPC == "CreateContainer" && ev.Request.Pod.UID == uid {
+			if ev.RPC == "CreateContainer" && ev.Request.Pod.UID == uid && ev.Request.Stage != "sync" {
 				got = &ev
 				return nil
 			}
@@ -244,11 +318,12 @@ func deployAndUninstall(t *testing.T, v variant, podName string) {
 		t.Fatal(err)
 	}
 	r := got.Request
-	if r.Pod.Namespace != "tenant-a" || r.Pod.Name != podName || r.Container.Name != "app" || r.Container.Runtime != "cri-o" ||
-		!r.Identity.Trusted || r.Identity.Source != "annotations" {
+	if r.Pod.Namespace != "tenant-a" || r.Pod.Name != podName || r.Container.Name != "app" || r.Container.Runtime != v.runtime ||
+		!r.Identity.Trusted || r.Identity.Source != v.source || r.Container.Pid <= 0 {
 		t.Fatalf("the agent received %+v", r)
 	}
-	t.Logf("the agent received tenant-a/%s (uid %s), container app, cri-o, trusted, from CRI-O's keys", podName, uid)
+	t.Logf("the agent received at %s: tenant-a/%s (uid %s), container app (pid %d), %s, trusted, source %s",
+		r.Stage, podName, uid, r.Container.Pid, r.Container.Runtime, r.Identity.Source)
 
 	var synced *harness.Event
 	err = n.waitFor("the sync of tenant-a/"+podName+"-early", 60*time.Second, func() error {
@@ -263,23 +338,137 @@ func deployAndUninstall(t *testing.T, v variant, podName string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := synced.Request; r.Stage != "sync" || r.Pod.Namespace != "tenant-a" || r.Pod.Name != podName+"-early" || !r.Identity.Trusted || r.Identity.Source != "cri" {
+	// The keeper's sync reads the runtime's CRI records; under NRI,
+	// podhook-nri also reports what was created while it was away.
+	r = synced.Request
+	if r.Stage != "sync" || r.Pod.Namespace != "tenant-a" || r.Pod.Name != podName+"-early" || !r.Identity.Trusted ||
+		r.Identity.Source != "cri" && !(v.hooksDir == "" && r.Identity.Source == "runtime") {
 		t.Fatalf("the agent received for the early pod %+v", r)
 	}
-	t.Logf("the pod from before the install reached the agent through the keeper's sync: already running, from CRI-O's records")
+	t.Logf("the pod from before the install reached the agent through a sync: already running, trusted, source %s", r.Identity.Source)
+
+	// The sync by hand, as the README writes it: the early pod again.
+	syncs := func() int {
+		c := 0
+		for _, ev := range agentReceived(t) {
+			if ev.Request.Pod.UID == earlyUID && ev.Request.Stage == "sync" {
+				c++
+			}
+		}
+		return c
+	}
+	before := syncs()
+	if out, err := n.kubectl("-n", "podhook", "exec", "ds/podhook", "-c", "keep", "--",
+		"/podhook", "sync", "--host-root", "/host", "--config", "/opt/podhook/podhook-config.json"); err != nil {
+		t.Fatalf("podhook sync in the keeper: %s\n%v", out, err)
+	}
+	if err := n.waitFor("the agent's sync by hand", 30*time.Second, func() error {
+		if syncs() <= before {
+			return errNotYet
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	if v.upgrade != nil {
+		v.upgrade(t)
+		rolledOut(t, "podhook", "podhook")
+		if img, _ := n.kubectl("-n", "podhook", "get", "daemonset", "podhook", "-o", "jsonpath={.spec.template.spec.containers[0].image}"); img != "podhook:"+nextTag(t) {
+			t.Fatalf("after the upgrade the DaemonSet runs %q", img)
+		}
+		uid := runPod(t, "tenant-a", podName+"-upgraded")
+		err := n.waitFor("the agent's create after the upgrade", 30*time.Second, func() error {
+			for _, ev := range agentReceived(t) {
+				if ev.RPC == "CreateContainer" && ev.Request.Pod.UID == uid && ev.Request.Identity.Trusted {
+					return nil
+				}
+			}
+			return errNotYet
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("upgraded to podhook:%s: the next pod's identity reached the agent", nextTag(t))
+	}
 
 	v.uninstall(t)
 	if left, _ := os.ReadDir("/opt/podhook"); len(left) != 0 {
 		t.Fatalf("left in /opt/podhook after the uninstall: %v", left)
 	}
-	for _, d := range []string{"/usr/share/containers/oci/hooks.d", "/etc/containers/oci/hooks.d"} {
+	for _, d := range hooksDirs {
 		for _, p := range installedIn(d) {
 			if _, err := os.Stat(p); !os.IsNotExist(err) {
 				t.Fatalf("left on the host after the uninstall: %s (%v)", p, err)
 			}
 		}
 	}
-	runPod(t, "tenant-a", podName+"-after")
+	after := runPod(t, "tenant-a", podName+"-after")
+	for _, ev := range agentReceived(t) {
+		if ev.Request.Pod.UID == after {
+			t.Fatalf("after the uninstall the agent still received %s for a new pod", ev.RPC)
+		}
+	}
+}
+
+// TestNRIOnContainerd: the node moves to containerd 2.4 with NRI (the
+// kubelet's runtime changed, as when a node is reprovisioned), and the NRI
+// variant runs there as the README deploys it: its files on the host and no
+// registration, a tenant pod's identity at the agent through the hook
+// podhook-nri adds (from the runtime, trusted), a pod from before the
+// install synced, and contrib/k8s/uninstall leaving nothing, after which a
+// pod starts without the hook. The node then goes back to CRI-O.
+func TestNRIOnContainerd(t *testing.T) {
+	t.Cleanup(cleanHost)
+	agentUp(t)
+	if err := n.useContainerd(map[string]string{"localhost/podhook:latest": "podhook:latest", "localhost/podhook-agent:latest": "podhook-agent:latest"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.useCRIO(); err != nil {
+			t.Fatalf("back to CRI-O: %v", err)
+		}
+	})
+	rt, _ := n.kubectl("get", "node", n.name, "-o", "jsonpath={.status.nodeInfo.containerRuntimeVersion}")
+	t.Logf("the node's runtime: %s", rt)
+	agentRunning(t)
+	v := kustomized("nri", "uninstall", "")
+	v.install = func(t *testing.T) {
+		apply(t, "nri")
+		rolledOut(t, "podhook", "podhook")
+		// The pod is ready before podhook-nri has registered with
+		// containerd; until then a container is created without the hook
+		// (and reported to the agent when the plugin synchronizes).
+		err := n.waitFor("podhook-nri synchronized", 60*time.Second, func() error {
+			out, err := n.kubectl("-n", "podhook", "logs", "daemonset/podhook", "-c", "nri-plugin")
+			if err == nil && !strings.Contains(out, `"msg":"synchronized"`) {
+				return fmt.Errorf("%w: %s", errNotYet, out)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	deployAndUninstall(t, v, "web-nri")
+}
+
+// agentRunning waits until the reference agent's pod runs on the node's
+// current runtime and answers (after a runtime change the API server
+// still shows the pod it had on the old one for a while).
+func agentRunning(t *testing.T) {
+	t.Helper()
+	err := n.waitFor("the agent's container running on the node's runtime", 120*time.Second, func() error {
+		out, err := n.cri.Run("ps", "-q", "--name", "^agent$", "--state", "running")
+		if err == nil && out == "" {
+			return errNotYet
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rolledOut(t, "security", "podhook-agent")
 }
 
 // TestAgentDownFailsClosed: with podhook installed and the agent's pod
@@ -341,6 +530,35 @@ func TestAgentDownFailsClosed(t *testing.T) {
 	if !found {
 		t.Fatal("the agent, back, never received the tenant pod's create")
 	}
+
+	// The agent's pod deleted: the DaemonSet's new pod starts while no
+	// agent answers (its namespace fails open: the hook's log says so),
+	// and the next tenant pod reaches the new agent.
+	logged := len(crinode.ReadLines("/var/log/podhook/podhook.log"))
+	if out, err := n.kubectl("-n", "security", "delete", "pod", "-l", "app.kubernetes.io/name=podhook-agent", "--timeout=60s"); err != nil {
+		t.Fatal(out, err)
+	}
+	agentRunning(t)
+	failedOpen := false
+	for _, r := range crinode.ReadLines("/var/log/podhook/podhook.log")[logged:] {
+		failedOpen = failedOpen || r["pod_namespace"] == "security" && r["container_name"] == "agent" && r["fail_open"] == true
+	}
+	if !failedOpen {
+		t.Fatal("the hook's log has no fail-open record for the agent's new pod")
+	}
+	uid = runPod(t, "tenant-b", "after-restart")
+	err = n.waitFor("the new agent's create for tenant-b/after-restart", 30*time.Second, func() error {
+		for _, ev := range agentReceived(t) {
+			if ev.RPC == "CreateContainer" && ev.Request.Pod.UID == uid && ev.Request.Identity.Trusted {
+				return nil
+			}
+		}
+		return errNotYet
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the agent's pod deleted: its new pod started failing open, and the next tenant pod reached it")
 }
 
 // keeperMetrics scrapes the keeper container's podhook-monitor inside its
@@ -443,14 +661,11 @@ func TestRollingUpdateUnderLoad(t *testing.T) {
 	v.install(t)
 	rolledOut(t, "podhook", "podhook")
 	defer v.uninstall(t)
-	// The new image: the same binaries under another tag, so the
-	// DaemonSet's pod template changes and the rollout runs.
-	if out, err := exec.Command("podman", "tag", "localhost/podhook:latest", "localhost/podhook:e2e-next").CombinedOutput(); err != nil {
-		t.Fatalf("podman tag: %v\n%s", err, out)
-	}
-	if err := n.crio.Push("localhost/podhook:e2e-next", "localhost/podhook:e2e-next"); err != nil {
-		t.Fatal(err)
-	}
+	// The upgrade as the README writes it: the image set once, in
+	// components/image of the operator's copy of contrib/k8s, and the same
+	// variant applied again.
+	upgraded := copyDir(t, "../../contrib/k8s")
+	setImage(t, filepath.Join(upgraded, "components/image/kustomization.yaml"), nextTag(t))
 	n.kubectl("create", "namespace", "tenant-d")
 	deploy := `apiVersion: apps/v1
 kind: Deployment
@@ -475,7 +690,7 @@ spec:
 		t.Fatal(out, err)
 	}
 	defer n.kubectl("delete", "-f", f, "--wait=false")
-	if out, err := n.kubectl("-n", "podhook", "set", "image", "daemonset/podhook", "install=podhook:e2e-next", "keep=podhook:e2e-next"); err != nil {
+	if out, err := n.kubectl("apply", "-k", upgraded); err != nil {
 		t.Fatal(out, err)
 	}
 	if out, err := n.kubectl("-n", "tenant-d", "scale", "deployment/fleet", "--replicas=20"); err != nil {
@@ -485,7 +700,7 @@ spec:
 	if out, err := n.kubectl("-n", "tenant-d", "rollout", "status", "deployment/fleet", "--timeout=300s"); err != nil {
 		t.Fatal(out, err)
 	}
-	if img, _ := n.kubectl("-n", "podhook", "get", "daemonset", "podhook", "-o", "jsonpath={.spec.template.spec.containers[0].image}"); img != "podhook:e2e-next" {
+	if img, _ := n.kubectl("-n", "podhook", "get", "daemonset", "podhook", "-o", "jsonpath={.spec.template.spec.containers[0].image}"); img != "podhook:"+nextTag(t) {
 		t.Fatalf("the DaemonSet runs %q", img)
 	}
 	if ev, _ := n.kubectl("-n", "tenant-d", "get", "events", "--field-selector", "reason=Failed", "-o", "jsonpath={.items[*].message}"); ev != "" {

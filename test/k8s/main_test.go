@@ -48,13 +48,23 @@ type node struct {
 	name  string
 	pki   *pki
 	crio  crinode.CRIO
-	cri   crinode.CRI
-	procs []*exec.Cmd
-	admin string // the admin kubeconfig
+	ctrd  crinode.Containerd
+	cri   crinode.CRI // the kubelet's runtime: CRI-O, or containerd after useContainerd
+	procs []*exec.Cmd // the control plane
+	// The kubelet, started last and stopped first; it is restarted when
+	// the node changes runtime.
+	kubelet *exec.Cmd
+	admin   string // the admin kubeconfig
 }
 
-// CRI-O's socket where node agents look for it.
-const crioSocket = "/run/crio/crio.sock"
+// The runtimes' sockets where node agents look for them, and NRI's socket
+// where containerd 2.x has it by default (the NRI variant mounts it).
+const (
+	crioSocket       = "/run/crio/crio.sock"
+	containerdSocket = "/run/containerd/containerd.sock"
+	nriSocket        = "/var/run/nri/nri.sock"
+	podBridge        = "podhook-k8s0" // the pods' bridge under containerd
+)
 
 // registriesDropin resolves short image names to the local images.
 const registriesDropin = "/etc/containers/registries.conf.d/99-podhook-k8s-suite.conf"
@@ -79,7 +89,7 @@ func newNode() (*node, error) {
 	if err := n.startCRIO(); err != nil {
 		return n, err
 	}
-	if err := n.startKubelet(); err != nil {
+	if err := n.startKubelet(crioSocket); err != nil {
 		return n, err
 	}
 	return n, n.waitNodeReady()
@@ -95,23 +105,44 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// start starts a component with its log in the node's dir; Close stops
-// it by PID.
+// start starts a component of the control plane; Close stops it by PID.
 func (n *node) start(name string, args ...string) error {
-	logf, err := os.OpenFile(filepath.Join(n.dir, name+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	cmd, err := n.startProc(name, args...)
 	if err != nil {
 		return err
+	}
+	n.procs = append(n.procs, cmd)
+	return nil
+}
+
+// startProc starts a component with its log in the node's dir, in its
+// own process group.
+func (n *node) startProc(name string, args ...string) (*exec.Cmd, error) {
+	logf, err := os.OpenFile(filepath.Join(n.dir, name+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
 	}
 	defer logf.Close()
 	cmd := exec.Command(filepath.Join(n.bin, name), args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
-		return err
+		return nil, err
 	}
-	n.procs = append(n.procs, cmd)
 	go cmd.Wait()
-	return nil
+	return cmd, nil
+}
+
+// stopProc stops a component by PID: SIGTERM to its process group, SIGKILL
+// after 15 s.
+func stopProc(cmd *exec.Cmd) {
+	p := cmd.Process
+	syscall.Kill(-p.Pid, syscall.SIGTERM)
+	deadline := time.Now().Add(15 * time.Second)
+	for syscall.Kill(p.Pid, 0) == nil && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	syscall.Kill(-p.Pid, syscall.SIGKILL)
 }
 
 func (n *node) startControlPlane() error {
@@ -215,10 +246,99 @@ func (n *node) startCRIO() error {
 	if err := n.crio.ImportImages(); err != nil {
 		return err
 	}
+	// containerd's CRI wants an eth0 with an address in every pod (CRI-O
+	// does with loopback only): a bridge of the suite's own that routes
+	// nowhere, removed by Close.
+	cni := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"podhook-k8s","plugins":[{"type":"bridge","bridge":%q,"isGateway":false,"ipMasq":false,`+
+		`"ipam":{"type":"host-local","ranges":[[{"subnet":"10.244.0.0/24"}]],"dataDir":%q}}]}`, podBridge, filepath.Join(n.dir, "cni-ipam"))
+	n.ctrd = crinode.Containerd{Dir: filepath.Join(n.dir, "containerd"), Bin: os.Getenv("PODHOOK_CONTAINERD_BIN"), Address: containerdSocket,
+		NRISocket: nriSocket, Runc: n.crio.Runc(), CNI: cni}
 	return n.crio.Start(func() error { _, err := n.cri.Run("info"); return err })
 }
 
-func (n *node) startKubelet() error {
+// useContainerd moves the node to containerd 2.4 with NRI on, as a node
+// reprovisioned with another runtime: the kubelet stops, CRI-O's pods are
+// removed and CRI-O stops, containerd starts with images (podman's, each
+// under the name a pod spec's short name resolves to) and the kubelet
+// starts again on it; the pods bound to the node start again there.
+// images maps each podman image to the short name the manifests run.
+func (n *node) useContainerd(images map[string]string) error {
+	n.stopKubelet()
+	n.cri.RemoveAllPods()
+	n.crio.Stop()
+	n.crio.Unmount()
+	if err := n.ctrd.WriteConfig(); err != nil {
+		return err
+	}
+	n.cri.Endpoint = containerdSocket
+	if err := n.cri.WriteConfig(); err != nil {
+		return err
+	}
+	if err := n.ctrd.Start(func() error { _, err := n.cri.Run("info"); return err }); err != nil {
+		return err
+	}
+	if err := n.ctrd.Import(crinode.PauseImage, crinode.Image); err != nil {
+		return err
+	}
+	for img, short := range images {
+		if err := n.ctrd.Import(img); err != nil {
+			return err
+		}
+		if err := n.ctrd.Tag(img, short); err != nil {
+			return err
+		}
+	}
+	if err := n.startKubelet(containerdSocket); err != nil {
+		return err
+	}
+	return n.waitRuntime("containerd://")
+}
+
+// useCRIO moves the node back to CRI-O.
+func (n *node) useCRIO() error {
+	n.stopKubelet()
+	n.cri.RemoveAllPods()
+	n.ctrd.Stop()
+	exec.Command("sh", "-c", "grep -o ' "+n.ctrd.Dir+"[^ ]*' /proc/mounts | xargs -r -n1 umount -l").Run()
+	n.cri.Endpoint = crioSocket
+	if err := n.cri.WriteConfig(); err != nil {
+		return err
+	}
+	if err := n.crio.Start(func() error { _, err := n.cri.Run("info"); return err }); err != nil {
+		return err
+	}
+	if err := n.startKubelet(crioSocket); err != nil {
+		return err
+	}
+	return n.waitRuntime("cri-o://")
+}
+
+// waitRuntime waits until the node reports the runtime (a prefix of its
+// containerRuntimeVersion) and is Ready on it: the restarted kubelet has
+// registered again.
+func (n *node) waitRuntime(prefix string) error {
+	err := n.waitFor("the node on "+prefix, 120*time.Second, func() error {
+		out, err := n.kubectl("get", "node", n.name, "-o", "jsonpath={.status.nodeInfo.containerRuntimeVersion}")
+		if err == nil && !strings.HasPrefix(out, prefix) {
+			err = fmt.Errorf("%w: %s", errNotYet, out)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return n.waitNodeReady()
+}
+
+func (n *node) stopKubelet() {
+	if n.kubelet != nil {
+		stopProc(n.kubelet)
+		n.kubelet = nil
+	}
+}
+
+// startKubelet starts the kubelet on the runtime at endpoint.
+func (n *node) startKubelet(endpoint string) error {
 	p := n.pki
 	port, _ := freePort()
 	cfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
@@ -245,7 +365,7 @@ localStorageCapacityIsolation: false
 serializeImagePulls: false
 registerNode: true
 clusterDomain: cluster.local
-`, crioSocket, port, p.cert("kubelet-serving"), p.key("kubelet-serving"), p.cert("ca"))
+`, endpoint, port, p.cert("kubelet-serving"), p.key("kubelet-serving"), p.cert("ca"))
 	path := filepath.Join(n.dir, "kubelet.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return err
@@ -254,8 +374,9 @@ clusterDomain: cluster.local
 	if err != nil {
 		return err
 	}
-	return n.start("kubelet", "--config", path, "--kubeconfig", kc, "--root-dir", filepath.Join(n.dir, "kubelet"),
+	n.kubelet, err = n.startProc("kubelet", "--config", path, "--kubeconfig", kc, "--root-dir", filepath.Join(n.dir, "kubelet"),
 		"--hostname-override", n.name, "--v", "2")
+	return err
 }
 
 // server is the API server's URL, from the admin kubeconfig.
@@ -314,25 +435,22 @@ func (n *node) waitFor(what string, timeout time.Duration, check func() error) e
 	}
 }
 
-// Close stops everything by PID, newest first: the kubelet before CRI-O,
-// the control plane last; then the pods CRI-O still holds.
+// Close stops everything by PID: the kubelet, then the pods of its runtime
+// (nothing restarts them now) and the runtime, the control plane last,
+// newest first.
 func (n *node) Close() {
-	for i := len(n.procs) - 1; i >= 0; i-- {
-		p := n.procs[i].Process
-		syscall.Kill(-p.Pid, syscall.SIGTERM)
-		deadline := time.Now().Add(15 * time.Second)
-		for syscall.Kill(p.Pid, 0) == nil && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		syscall.Kill(-p.Pid, syscall.SIGKILL)
-		if i == len(n.procs)-1 && n.crio.Running() {
-			n.cri.RemoveAllPods() // the kubelet is gone: nothing restarts them
-			n.crio.Stop()
-		}
+	n.stopKubelet()
+	if n.crio.Running() || n.ctrd.Running() {
+		n.cri.RemoveAllPods()
 	}
 	n.crio.Stop()
+	n.ctrd.Stop()
+	for i := len(n.procs) - 1; i >= 0; i-- {
+		stopProc(n.procs[i])
+	}
 	n.crio.Unmount()
 	os.Remove(registriesDropin)
+	exec.Command("ip", "link", "delete", podBridge).Run()
 	exec.Command("sh", "-c", "grep -o ' "+n.dir+"[^ ]*' /proc/mounts | xargs -r -n1 umount -l").Run()
 	os.RemoveAll(n.dir)
 }
@@ -347,6 +465,9 @@ func (n *node) Dump() {
 		fmt.Fprintf(os.Stderr, "--- %s.log (tail)\n%s\n", c, b)
 	}
 	fmt.Fprintf(os.Stderr, "--- crio.log (tail)\n%s\n", n.crio.Log(4000))
+	if n.ctrd.Dir != "" {
+		fmt.Fprintf(os.Stderr, "--- containerd.log (tail)\n%s\n", n.ctrd.Log(4000))
+	}
 }
 
 var errNotYet = errors.New("not yet")
