@@ -81,6 +81,12 @@ type Decision struct {
 	// PolicyErr is set when the configured policy was invalid and the safe
 	// policy decided instead.
 	PolicyErr error
+	// WouldDeny is set when audit mode let start a create that would have
+	// been stopped (Reason says why it would have been).
+	WouldDeny bool
+	// AuditErr is set when an audit pattern was invalid: that create was
+	// enforced.
+	AuditErr error
 }
 
 // Decide is the decision table. agentErr is the agent call's result
@@ -106,6 +112,9 @@ func Decide(stage Stage, agentErr error, id resolver.Identity, p, safe Policy) D
 		reason := agentErr.Error()
 		if errors.As(agentErr, &d) {
 			reason = d.Error()
+			if ae := (*AgentError)(nil); errors.As(agentErr, &ae) {
+				reason = ae.label() + reason
+			}
 		}
 		return Decision{Allow: false, Reason: reason, Level: slog.LevelWarn}
 	}

@@ -54,8 +54,13 @@ type Options struct {
 	// LogPath is named in the stderr line when the container is stopped.
 	LogPath string
 	// Protocol names the agent protocol in the record ("podhook.v1",
-	// "tetragon").
+	// "tetragon") when the single-agent settings configure one agent.
 	Protocol string
+	// Named is set when the agents list configures the agents: reasons
+	// name the agent, and the record lists each agent's outcome.
+	Named bool
+	// Audit is which creates audit mode covers.
+	Audit Audit
 	// ConfigErr is set when the hook's configuration was invalid and the
 	// built-in safe defaults stand in for it: the record says so, at
 	// error level whatever the decision.
@@ -95,14 +100,21 @@ type Result struct {
 	Decision
 	// Invocation is nil when the state could not be read.
 	Invocation *Invocation
-	// AgentErr is the agent call's classified error.
+	// AgentErr is the agents' combined, classified error (Combine).
 	AgentErr error
+	// Outcomes are each agent's, in the configured order.
+	Outcomes []Outcome
 }
 
-// Run does one invocation: prepare, call the agent, decide, and log one
-// record with log. A panic anywhere in it is recovered and decided by the
-// fail check like any agent failure.
-func Run(ctx context.Context, state io.Reader, agent Agent, opts Options, log *slog.Logger) (res Result) {
+// decide is the decision table, then audit mode over it.
+func decide(opts Options, agentErr error, id resolver.Identity) Decision {
+	return opts.Audit.Apply(opts.Stage, Decide(opts.Stage, agentErr, id, opts.Policy, opts.Safe), id)
+}
+
+// Run does one invocation: prepare, show it to every agent at once,
+// decide, and log one record with log. A panic anywhere in it is recovered
+// and decided by the fail check like any agent failure.
+func Run(ctx context.Context, state io.Reader, agents []Peer, opts Options, log *slog.Logger) (res Result) {
 	var agentTime time.Duration
 	defer func() {
 		if r := recover(); r != nil {
@@ -111,7 +123,7 @@ func Run(ctx context.Context, state io.Reader, agent Agent, opts Options, log *s
 			if res.Invocation != nil {
 				id = res.Invocation.Identity
 			}
-			res.Decision = Decide(opts.Stage, res.AgentErr, id, opts.Policy, opts.Safe)
+			res.Decision = decide(opts, res.AgentErr, id)
 			res.Decision.Level = slog.LevelError
 		}
 		res.finish(opts)
@@ -126,20 +138,17 @@ func Run(ctx context.Context, state io.Reader, agent Agent, opts Options, log *s
 	}
 	res.Invocation = inv
 	callStart := time.Now()
-	if opts.Stage.IsCreate() {
-		_, res.AgentErr = agent.CreateContainer(ctx, inv.CreateRequest())
-	} else {
-		res.AgentErr = agent.StopContainer(ctx, inv.StopRequest())
-	}
+	res.Outcomes = callAll(ctx, agents, opts.Stage.IsCreate(), inv)
 	agentTime = time.Since(callStart)
-	res.Decision = Decide(opts.Stage, res.AgentErr, inv.Identity, opts.Policy, opts.Safe)
+	res.AgentErr = Combine(res.Outcomes, opts.Named)
+	res.Decision = decide(opts, res.AgentErr, inv.Identity)
 	return res
 }
 
 // finish points the operator at the log when a container is stopped for a
 // reason other than the agent's own.
 func (r *Result) finish(opts Options) {
-	if !r.Allow && r.Invocation != nil && r.AgentErr != nil && !errors.Is(r.AgentErr, agentclient.ErrDenied) && filepath.IsAbs(opts.LogPath) {
+	if !r.Allow && r.Invocation != nil && r.AgentErr != nil && !isDeny(r.AgentErr) && filepath.IsAbs(opts.LogPath) {
 		r.Reason += "; details in " + opts.LogPath
 	}
 }
@@ -184,11 +193,17 @@ func logResult(ctx context.Context, log *slog.Logger, opts Options, res Result, 
 		decision = "deny"
 	}
 	attrs = append(attrs, slog.String("decision", decision), slog.Bool("fail_open", res.FailOpen))
+	if res.WouldDeny {
+		attrs = append(attrs, slog.Bool("would_deny", true), slog.String("mode", "audit"))
+	}
 	if res.Reason != "" {
 		attrs = append(attrs, message("reason", res.Reason))
 	}
 	if res.AgentErr != nil {
 		attrs = append(attrs, message("error", res.AgentErr.Error()), slog.String("error_kind", errorKind(res.AgentErr)))
+	}
+	if opts.Named && len(res.Outcomes) > 0 {
+		attrs = append(attrs, slog.Any("agents", agentRecords(res.Outcomes, opts.Stage.IsCreate())))
 	}
 	level := res.Level
 	switch {
@@ -198,27 +213,65 @@ func logResult(ctx context.Context, log *slog.Logger, opts Options, res Result, 
 	case res.PolicyErr != nil:
 		attrs = append(attrs, message("config_error", res.PolicyErr.Error()+"; using the safe fail-allow policy"))
 		level = max(level, slog.LevelError)
+	case res.AuditErr != nil:
+		attrs = append(attrs, message("config_error", res.AuditErr.Error()+"; enforcing"))
+		level = max(level, slog.LevelError)
 	}
 	switch {
 	case res.Invocation == nil:
 		msg = "invalid state"
 	case !opts.Stage.IsCreate():
 		msg = "container stopped"
-	case !res.Allow && errors.Is(res.AgentErr, agentclient.ErrDenied):
+	case (!res.Allow || res.WouldDeny) && isDeny(res.AgentErr):
 		msg = "container denied by agent"
 		if d := (*agentclient.DeniedError)(nil); errors.As(res.AgentErr, &d) && d.ByHook {
 			msg = "container denied by podhook"
 		}
 	case res.FailOpen:
 		msg = noVerdict(res.AgentErr) + ": failed open"
-	case !res.Allow:
+	case !res.Allow || res.WouldDeny:
 		msg = noVerdict(res.AgentErr) + ": failed closed"
+	}
+	if res.WouldDeny {
+		msg = "audit: would be stopped: " + msg
 	}
 	attrs = append(attrs,
 		slog.Float64("agent_ms", ms(agentTime)),
 		slog.Float64("duration_ms", ms(time.Since(opts.Start))),
 	)
 	log.LogAttrs(ctx, level, msg, attrs...)
+}
+
+func isDeny(err error) bool { return errors.Is(err, agentclient.ErrDenied) }
+
+// agentRecord is one agent's outcome in the record.
+type agentRecord struct {
+	Name      string  `json:"name"`
+	Protocol  string  `json:"protocol"`
+	Required  bool    `json:"required"`
+	Verdict   string  `json:"verdict,omitempty"` // allow or deny (poststop: delivered); none when it gave no verdict
+	ErrorKind string  `json:"error_kind,omitempty"`
+	Error     string  `json:"error,omitempty"`
+	MS        float64 `json:"ms"`
+}
+
+func agentRecords(outcomes []Outcome, create bool) []agentRecord {
+	out := make([]agentRecord, len(outcomes))
+	for i, o := range outcomes {
+		r := agentRecord{Name: o.Name, Protocol: o.Protocol, Required: o.Required, MS: ms(o.Took)}
+		switch {
+		case o.Err == nil && !create:
+			r.Verdict = "delivered"
+		case o.Err == nil:
+			r.Verdict = "allow"
+		case isDeny(o.Err):
+			r.Verdict, r.ErrorKind, r.Error = "deny", errorKind(o.Err), safetext.Cut(o.Err.Error(), MaxMessage)
+		default:
+			r.ErrorKind, r.Error = errorKind(o.Err), safetext.Cut(o.Err.Error(), MaxMessage)
+		}
+		out[i] = r
+	}
+	return out
 }
 
 // noVerdict names why the agent gave no verdict: an agent that answered

@@ -43,7 +43,7 @@ func TestPanicGoesThroughTheFailCheck(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var log bytes.Buffer
 			opts := Options{Stage: tc.stage, Start: time.Now(), Policy: Policy{Namespaces: tc.allow}, Safe: SafePolicy("")}
-			res := Run(context.Background(), bytes.NewReader(fixtureState(t, dir)), panickingAgent{}, opts, slog.New(slog.NewJSONHandler(&log, nil)))
+			res := Run(context.Background(), bytes.NewReader(fixtureState(t, dir)), Single(panickingAgent{}, ""), opts, slog.New(slog.NewJSONHandler(&log, nil)))
 			if res.Allow != tc.allowed || !errors.Is(res.AgentErr, ErrInternal) {
 				t.Fatalf("allow=%v err=%v, want allow=%v and ErrInternal", res.Allow, res.AgentErr, tc.allowed)
 			}

@@ -30,6 +30,9 @@ const (
 	flagRuntime        = "runtime"
 	flagProtocol       = "agent-protocol"
 	flagTetUntrusted   = "tetragon-untrusted"
+	flagMode           = "mode"
+	flagAuditNS        = "audit-namespaces"
+	flagAuditRegex     = "audit-namespace-regex"
 )
 
 func env(name string) []string {
@@ -80,6 +83,9 @@ func configSpecs() []flagSpec {
 		{flagRuntime, kindString, "cri-o, containerd, podman or auto: detection then only confirms it", "auto"},
 		{flagProtocol, kindString, "the agent's API: podhook.v1, or tetragon (Tetragon's RuntimeHook)", d.AgentProtocol},
 		{flagTetUntrusted, kindString, "tetragon protocol, untrusted identity: deny (podhook stops the container) or send-without-pod", d.TetragonUntrusted},
+		{flagMode, kindString, "enforce, or audit: a create that would be stopped starts, and its record says would_deny", config.ModeEnforce},
+		{flagAuditNS, kindStrings, "namespaces in audit while the rest enforce (comma-separated, repeatable)", ""},
+		{flagAuditRegex, kindStrings, "RE2 pattern matched against the whole namespace name: in audit (repeatable)", ""},
 	}
 }
 
@@ -219,14 +225,16 @@ func fromFlags(c settings) (config.Config, error) {
 		f.LogMaxBackups = &n
 	}
 	if c.isSet(flagFailAllowNS) {
-		f.FailAllowNamespaces = []string{}
-		for _, v := range c.StringSlice(flagFailAllowNS) {
-			for _, ns := range strings.Split(v, ",") {
-				if ns = strings.TrimSpace(ns); ns != "" {
-					f.FailAllowNamespaces = append(f.FailAllowNamespaces, ns)
-				}
-			}
-		}
+		f.FailAllowNamespaces = splitList(c.StringSlice(flagFailAllowNS))
+	}
+	if c.isSet(flagAuditNS) {
+		f.AuditNamespaces = splitList(c.StringSlice(flagAuditNS))
+	}
+	if c.isSet(flagAuditRegex) {
+		f.AuditNamespaceRegex = c.StringSlice(flagAuditRegex)
+	}
+	if c.isSet(flagMode) {
+		f.Mode = c.String(flagMode)
 	}
 	if c.isSet(flagFailAllowRegex) {
 		f.FailAllowNamespaceRegex = c.StringSlice(flagFailAllowRegex)
@@ -244,4 +252,17 @@ func fromFlags(c settings) (config.Config, error) {
 		f.TetragonUntrusted = c.String(flagTetUntrusted)
 	}
 	return f, errors.Join(errs...)
+}
+
+// splitList is a repeatable, comma-separated flag's values.
+func splitList(values []string) []string {
+	out := []string{}
+	for _, v := range values {
+		for _, item := range strings.Split(v, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				out = append(out, item)
+			}
+		}
+	}
+	return out
 }

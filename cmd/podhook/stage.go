@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,24 +82,19 @@ func runStage(std stdio, st hook.Stage, start time.Time, args stageArgs, argsErr
 		Stage: st, Start: start, Runtime: rt, Given: args.given(), Runs: runs,
 		Policy: hook.Policy{Namespaces: cfg.FailAllowed(), Patterns: cfg.FailAllowNamespaceRegex}, Safe: hook.SafePolicy(cfg.SafeAgentNamespace()),
 		LogPath: cfg.LogFile,
+		Audit:   hook.Audit{All: cfg.Audit(), Namespaces: hook.Policy{Namespaces: cfg.AuditNamespaces, Patterns: cfg.AuditNamespaceRegex}},
 	}
 	if args.Bool(flagDryRun) {
 		return dryRun(std.out, in, opts, cfg)
 	}
 
-	client, err := agentclient.New(cfg.AgentAddress, agentclient.WithTimeout(cfg.Timeout.Duration()),
-		agentclient.WithStopTimeout(cfg.PoststopTimeout.Duration()), agentclient.WithPeerUID(*cfg.AgentUID))
+	peers, err := connectAgents(cfg.Config)
 	if err != nil {
-		return err // the address was validated: unreachable in practice
+		return err // the addresses were validated: unreachable in practice
 	}
-	// Dial while the log is opened and the state and config.json are read
-	// and decoded. No Close: the process exits right after the decision,
-	// and a graceful close costs time on every container start.
-	client.Connect()
-	var agent hook.Agent = client
-	opts.Protocol = cfg.AgentProtocol
-	if cfg.AgentProtocol == config.ProtocolTetragon {
-		agent = agentclient.Tetragon{Client: client, SendUntrusted: cfg.TetragonUntrusted == config.TetragonUntrustedSendBare}
+	opts.Named = len(cfg.Agents) > 0
+	if !opts.Named {
+		opts.Protocol = cfg.AgentProtocol
 	}
 
 	// Everything said on stderr is one line: the runtime shows a failing
@@ -111,7 +107,7 @@ func runStage(std stdio, st hook.Stage, start time.Time, args stageArgs, argsErr
 		opts.ConfigErr = cfg.Err
 		notes.add("configuration invalid, using the built-in safe defaults: " + flat(cfg.Err))
 	}
-	res := hook.Run(context.Background(), in, agent, opts, log)
+	res := hook.Run(context.Background(), in, peers, opts, log)
 	if res.PolicyErr != nil {
 		notes.add("fail-allow policy invalid, the safe one decided: " + flat(res.PolicyErr))
 	}
@@ -124,6 +120,29 @@ func runStage(std stdio, st hook.Stage, start time.Time, args stageArgs, argsErr
 		say(std.errOut, notes.after(""))
 	}
 	return nil
+}
+
+// connectAgents returns a client for every configured agent, each
+// dialling while the log is opened and the state and config.json are read
+// and decoded. No Close: the process exits right after the decision, and a
+// graceful close costs time on every container start.
+func connectAgents(cfg config.Config) ([]hook.Peer, error) {
+	list := cfg.AgentList()
+	peers := make([]hook.Peer, len(list))
+	for i, a := range list {
+		client, err := agentclient.New(a.Address, agentclient.WithTimeout(cfg.Timeout.Duration()),
+			agentclient.WithStopTimeout(cfg.PoststopTimeout.Duration()), agentclient.WithPeerUID(*a.AgentUID))
+		if err != nil {
+			return nil, err
+		}
+		client.Connect()
+		var agent hook.Agent = client
+		if a.Protocol == config.ProtocolTetragon {
+			agent = agentclient.Tetragon{Client: client, SendUntrusted: cfg.TetragonUntrusted == config.TetragonUntrustedSendBare}
+		}
+		peers[i] = hook.Peer{Name: a.Name, Protocol: a.Protocol, Required: *a.Required, Agent: agent}
+	}
+	return peers, nil
 }
 
 // notes collects what the invocation has to say besides its decision,
@@ -233,24 +252,41 @@ func dryRun(w io.Writer, in io.Reader, opts hook.Options, cfg resolved) error {
 	if err != nil {
 		return err
 	}
-	if cfg.AgentProtocol == config.ProtocolTetragon {
-		err = printTetragonRequest(w, inv, opts, cfg)
-	} else {
-		err = printRequest(w, inv, opts)
-	}
-	if err != nil {
-		return err
+	for _, a := range cfg.AgentList() {
+		if len(cfg.Agents) > 0 {
+			need := "required"
+			if !*a.Required {
+				need = "optional"
+			}
+			fmt.Fprintf(w, "agent %s (%s, %s):\n", strconv.Quote(a.Name), a.Protocol, need)
+		}
+		if a.Protocol == config.ProtocolTetragon {
+			err = printTetragonRequest(w, inv, opts, cfg)
+		} else {
+			err = printRequest(w, inv, opts)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	if inv.SpecErr != nil {
 		fmt.Fprintf(w, "note: %v (using the state's annotations)\n", inv.SpecErr)
 	}
 	d := hook.Decide(opts.Stage, fmt.Errorf("%w: dry run", agentclient.ErrUnreachable), inv.Identity, opts.Policy, opts.Safe)
+	d = opts.Audit.Apply(opts.Stage, d, inv.Identity)
 	verdict := "allow (exit 0)"
-	if !d.Allow {
+	switch {
+	case d.WouldDeny:
+		verdict = "allow (exit 0), audit: would be stopped"
+	case !d.Allow:
 		verdict = "deny (exit 1)"
 	}
-	fmt.Fprintf(w, "if the agent were unreachable: %s: %s\n", verdict, d.Reason)
-	if err := errors.Join(cfg.Err, d.PolicyErr); err != nil {
+	who := "the agent were"
+	if len(cfg.Agents) > 0 {
+		who = "the agents were"
+	}
+	fmt.Fprintf(w, "if %s unreachable: %s: %s\n", who, verdict, d.Reason)
+	if err := errors.Join(cfg.Err, d.PolicyErr, d.AuditErr); err != nil {
 		fmt.Fprintf(w, "configuration invalid, the built-in safe defaults would apply: %v\n", err)
 	}
 	return nil

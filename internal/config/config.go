@@ -52,7 +52,36 @@ type Config struct {
 	Runtime                 string   `json:"runtime,omitempty"`
 	AgentProtocol           string   `json:"agent_protocol,omitempty"`
 	TetragonUntrusted       string   `json:"tetragon_untrusted,omitempty"`
+	// Agents lists every agent a create is shown to, in parallel; without
+	// it the single-agent settings above are a list of one.
+	Agents              []Agent  `json:"agents,omitempty"`
+	Mode                string   `json:"mode,omitempty"`
+	AuditNamespaces     []string `json:"audit_namespaces,omitempty"`
+	AuditNamespaceRegex []string `json:"audit_namespace_regex,omitempty"`
 }
+
+// Agent is one entry of the agents list. Protocol defaults to podhook.v1,
+// AgentUID to the top-level agent_uid, Required to true.
+type Agent struct {
+	Name     string `json:"name"`
+	Address  string `json:"address"`
+	Protocol string `json:"protocol,omitempty"`
+	AgentUID *int   `json:"agent_uid,omitempty"`
+	Required *bool  `json:"required,omitempty"`
+}
+
+// The modes: enforce stops what the agents or the fail check stop; audit
+// lets it start and records that it would have been stopped.
+const (
+	ModeEnforce = "enforce"
+	ModeAudit   = "audit"
+)
+
+// MaxAgents bounds the agents list: every create waits for the slowest.
+const MaxAgents = 8
+
+// SingleAgent is the name of the agent the single-agent settings describe.
+const SingleAgent = "agent"
 
 // The agent protocols podhook speaks, and what the tetragon protocol does
 // with a container whose identity is not trusted.
@@ -106,7 +135,9 @@ func ReadFile(path string) (Config, error) {
 	return c, nil
 }
 
-// Parse decodes a config file's content; unknown keys are errors.
+// Parse decodes a config file's content; unknown keys are errors, and so
+// is an agents list next to the single agent's address or protocol (which
+// of the two was meant cannot be told).
 func Parse(b []byte) (Config, error) {
 	var c Config
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -114,8 +145,38 @@ func Parse(b []byte) (Config, error) {
 	if err := dec.Decode(&c); err != nil {
 		return Config{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	if c.Agents != nil && (c.AgentAddress != "" || c.AgentProtocol != "") {
+		return Config{}, fmt.Errorf("%w: agents and agent_address or agent_protocol in one file: give the list, or the single agent", ErrInvalid)
+	}
 	return c, nil
 }
+
+// AgentList is every agent with its defaults filled in: the agents list,
+// or a list of one from the single-agent settings.
+func (c Config) AgentList() []Agent {
+	if len(c.Agents) == 0 {
+		req := true
+		return []Agent{{Name: SingleAgent, Address: c.AgentAddress, Protocol: c.AgentProtocol, AgentUID: c.AgentUID, Required: &req}}
+	}
+	out := make([]Agent, len(c.Agents))
+	for i, a := range c.Agents {
+		if a.Protocol == "" {
+			a.Protocol = ProtocolPodhook
+		}
+		if a.AgentUID == nil {
+			a.AgentUID = c.AgentUID
+		}
+		if a.Required == nil {
+			req := true
+			a.Required = &req
+		}
+		out[i] = a
+	}
+	return out
+}
+
+// Audit reports whether the mode is audit everywhere.
+func (c Config) Audit() bool { return c.Mode == ModeAudit }
 
 // Merge returns c with every field set in o replacing c's.
 func (c Config) Merge(o Config) Config {
@@ -161,6 +222,22 @@ func (c Config) Merge(o Config) Config {
 	if o.TetragonUntrusted != "" {
 		c.TetragonUntrusted = o.TetragonUntrusted
 	}
+	// A later source's list replaces the earlier; its single agent's
+	// address replaces an earlier list.
+	if o.Agents != nil {
+		c.Agents = o.Agents
+	} else if o.AgentAddress != "" {
+		c.Agents = nil
+	}
+	if o.Mode != "" {
+		c.Mode = o.Mode
+	}
+	if o.AuditNamespaces != nil {
+		c.AuditNamespaces = o.AuditNamespaces
+	}
+	if o.AuditNamespaceRegex != nil {
+		c.AuditNamespaceRegex = o.AuditNamespaceRegex
+	}
 	return c
 }
 
@@ -196,18 +273,22 @@ func (c Config) Validate(compilePatterns bool) error {
 	if c.LogMaxBackups != nil && *c.LogMaxBackups < 0 {
 		bad("log_max_backups", *c.LogMaxBackups, "must not be negative")
 	}
-	for _, ns := range append(append([]string{}, c.FailAllowNamespaces...), c.AgentNamespace) {
+	for _, ns := range append(append(append([]string{}, c.FailAllowNamespaces...), c.AuditNamespaces...), c.AgentNamespace) {
 		if ns != "" && !resolver.IsDNS1123Label(ns) {
 			bad("namespace", strconv.Quote(ns), "is not a DNS-1123 label")
 		}
 	}
 	if compilePatterns {
-		for _, p := range c.FailAllowNamespaceRegex {
+		for _, p := range append(append([]string{}, c.FailAllowNamespaceRegex...), c.AuditNamespaceRegex...) {
 			if _, err := nspattern.Compile(p); err != nil {
 				errs = append(errs, fmt.Errorf("%w: %w", ErrInvalid, err))
 			}
 		}
 	}
+	if c.Mode != "" && c.Mode != ModeEnforce && c.Mode != ModeAudit {
+		bad("mode", strconv.Quote(c.Mode), "want "+ModeEnforce+" or "+ModeAudit)
+	}
+	errs = append(errs, c.validateAgents()...)
 	if c.AgentProtocol != ProtocolPodhook && c.AgentProtocol != ProtocolTetragon {
 		bad("agent_protocol", strconv.Quote(c.AgentProtocol), "want "+ProtocolPodhook+" or "+ProtocolTetragon)
 	}
@@ -218,6 +299,43 @@ func (c Config) Validate(compilePatterns bool) error {
 		bad("runtime", strconv.Quote(c.Runtime), "want cri-o, containerd, podman or auto")
 	}
 	return errors.Join(errs...)
+}
+
+// validateAgents checks the agents list: at most MaxAgents, each named
+// with a DNS-1123 label (it is a metric label), names and sockets unique,
+// each protocol and uid valid.
+func (c Config) validateAgents() []error {
+	var errs []error
+	bad := func(i int, why string) {
+		errs = append(errs, fmt.Errorf("%w: agents[%d]: %s", ErrInvalid, i, why))
+	}
+	if len(c.Agents) > MaxAgents {
+		errs = append(errs, fmt.Errorf("%w: agents: %d listed, at most %d", ErrInvalid, len(c.Agents), MaxAgents))
+	}
+	names, sockets := map[string]int{}, map[string]int{}
+	for i, a := range c.Agents {
+		if !resolver.IsDNS1123Label(a.Name) {
+			bad(i, fmt.Sprintf("name %s is not a DNS-1123 label", strconv.Quote(a.Name)))
+		} else if j, dup := names[a.Name]; dup {
+			bad(i, fmt.Sprintf("name %s is also agents[%d]'s", strconv.Quote(a.Name), j))
+		} else {
+			names[a.Name] = i
+		}
+		if path, err := agentclient.SocketPath(a.Address); err != nil {
+			bad(i, fmt.Sprintf("address: %v", err))
+		} else if j, dup := sockets[filepath.Clean(path)]; dup {
+			bad(i, fmt.Sprintf("address %s is also agents[%d]'s", strconv.Quote(a.Address), j))
+		} else {
+			sockets[filepath.Clean(path)] = i
+		}
+		if a.Protocol != "" && a.Protocol != ProtocolPodhook && a.Protocol != ProtocolTetragon {
+			bad(i, fmt.Sprintf("protocol %s: want %s or %s", strconv.Quote(a.Protocol), ProtocolPodhook, ProtocolTetragon))
+		}
+		if a.AgentUID != nil && *a.AgentUID < agentclient.AnyUID {
+			bad(i, fmt.Sprintf("agent_uid %d: must be a uid or -1 (any)", *a.AgentUID))
+		}
+	}
+	return errs
 }
 
 // FailAllowed is every namespace name allowed to fail open: the allow-list

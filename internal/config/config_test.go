@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -109,5 +110,78 @@ func TestPolicyAndSafe(t *testing.T) {
 	c.AgentNamespace = "Not_Valid"
 	if ns := c.SafeAgentNamespace(); ns != "" {
 		t.Fatalf("invalid agent namespace kept: %q", ns)
+	}
+}
+
+func TestAgentsList(t *testing.T) {
+	c, err := Parse([]byte(`{"agent_uid":7,"agents":[
+		{"name":"tetragon","address":"unix:///run/tetragon/tetragon.sock","protocol":"tetragon","agent_uid":0},
+		{"name":"inventory","address":"unix:///run/inventory/agent.sock","required":false}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := Defaults().Merge(c).AgentList()
+	if len(list) != 2 || list[0].Protocol != ProtocolTetragon || *list[0].AgentUID != 0 || !*list[0].Required ||
+		list[1].Protocol != ProtocolPodhook || *list[1].AgentUID != 7 || *list[1].Required {
+		t.Fatalf("%+v", list)
+	}
+	if err := Defaults().Merge(c).Validate(true); err != nil {
+		t.Fatal(err)
+	}
+	// The single-agent settings are a list of one.
+	one := Defaults().AgentList()
+	if len(one) != 1 || one[0].Name != SingleAgent || one[0].Address != Defaults().AgentAddress || !*one[0].Required {
+		t.Fatalf("%+v", one)
+	}
+	// A later source's single address replaces an earlier list.
+	if got := Defaults().Merge(c).Merge(Config{AgentAddress: "unix:///x.sock"}).AgentList(); len(got) != 1 || got[0].Address != "unix:///x.sock" {
+		t.Fatalf("%+v", got)
+	}
+	if _, err := Parse([]byte(`{"agent_address":"unix:///x.sock","agents":[{"name":"a","address":"unix:///y.sock"}]}`)); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("agents with agent_address: %v", err)
+	}
+}
+
+func TestAgentsValidate(t *testing.T) {
+	tests := map[string]struct {
+		agents string
+		want   string
+	}{
+		"duplicate name":    {`[{"name":"a","address":"unix:///x.sock"},{"name":"a","address":"unix:///y.sock"}]`, `name "a" is also agents[0]'s`},
+		"duplicate address": {`[{"name":"a","address":"unix:///x.sock"},{"name":"b","address":"unix:///./x.sock"}]`, `is also agents[0]'s`},
+		"name not a label":  {`[{"name":"Tetragon Agent","address":"unix:///x.sock"}]`, "not a DNS-1123 label"},
+		"no name":           {`[{"address":"unix:///x.sock"}]`, `name ""`},
+		"bad address":       {`[{"name":"a","address":"tcp://1.2.3.4:5"}]`, "agents[0]: address"},
+		"bad protocol":      {`[{"name":"a","address":"unix:///x.sock","protocol":"grpc"}]`, `protocol "grpc"`},
+		"bad uid":           {`[{"name":"a","address":"unix:///x.sock","agent_uid":-2}]`, "agent_uid -2"},
+		"too many":          {`[` + strings.Repeat(`{"name":"a","address":"unix:///x.sock"},`, MaxAgents) + `{"name":"a","address":"unix:///x.sock"}]`, "at most 8"},
+	}
+	for name, tc := range tests {
+		c, err := Parse([]byte(`{"agents":` + tc.agents + `}`))
+		if err == nil {
+			err = Defaults().Merge(c).Validate(true)
+		}
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+}
+
+func TestAuditSettings(t *testing.T) {
+	ok := Defaults().Merge(Config{Mode: ModeAudit, AuditNamespaces: []string{"staging"}, AuditNamespaceRegex: []string{"team-.*"}})
+	if err := ok.Validate(true); err != nil || !ok.Audit() {
+		t.Fatalf("%v %v", err, ok.Audit())
+	}
+	for name, c := range map[string]Config{
+		"mode":      {Mode: "dry-run"},
+		"namespace": {AuditNamespaces: []string{"Not_A_Label"}},
+		"pattern":   {AuditNamespaceRegex: []string{"team-("}},
+	} {
+		if err := Defaults().Merge(c).Validate(true); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if Defaults().Audit() {
+		t.Fatal("the default mode audits")
 	}
 }
