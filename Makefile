@@ -143,7 +143,7 @@ bench: build ## whole-process timings vs grpc-go and noop floors (bin/bench/resu
 	@if command -v podman >/dev/null && [ "$$(id -u)" = 0 ]; then contrib/bench/podman-overhead.sh $(BIN) $(PODMAN_RUNS); else echo "podman start overhead: skipped (needs podman and root)"; fi
 
 GATE_RUNS ?= 60
-bench-gate: build ## CI's gate: hook vs grpc-go floor (same run, interleaved) <= 1.35, binary <= 12 MB, peak RSS <= 12 MiB
+bench-gate: build ## CI's gate: hook vs grpc-go floor (same run, interleaved) <= 1.35, binary <= 12 MB, peak RSS <= 12 MiB, two agents <= 1.15x one
 	$(GO) run ./test/bench -quick -gate -runs $(GATE_RUNS) -warmup 10 -podhook $(BIN)/podhook -agent $(BIN)/podhook-agent -out $(BIN)/bench/gate.json
 
 image: build ## the FROM scratch images: podhook (podhook, podhook-nri, podhook-sync, podhook-monitor) and podhook-agent, each as :$(VERSION) and :latest (the names the manifests run)
