@@ -87,6 +87,13 @@ type env struct {
 
 func newEnv(t *testing.T, hookArgs ...string) *env {
 	t.Helper()
+	e := emptyEnv(t)
+	e.register(append([]string{"--agent-address", "unix://" + e.socket, "--log-file", e.log}, hookArgs...))
+	return e
+}
+
+func emptyEnv(t *testing.T) *env {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "phe-")
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +102,13 @@ func newEnv(t *testing.T, hookArgs ...string) *env {
 	e := &env{t: t, dir: dir, socket: filepath.Join(dir, "agent.sock"), events: filepath.Join(dir, "events.jsonl"),
 		log: filepath.Join(dir, "log", "podhook.log"), hooksDir: filepath.Join(dir, "hooks.d")}
 	os.Mkdir(e.hooksDir, 0o700)
-	args := append([]string{"--agent-address", "unix://" + e.socket, "--log-file", e.log}, hookArgs...)
+	return e
+}
+
+// register writes the hooks.d files that run podhook with args.
+func (e *env) register(args []string) {
+	t := e.t
+	t.Helper()
 	for _, stage := range []string{"createRuntime", "poststop"} {
 		cmdArgs := []string{"hooks-json", "--path", podhook, "--stage", stage}
 		for _, a := range args {
@@ -107,7 +120,6 @@ func newEnv(t *testing.T, hookArgs ...string) *env {
 		}
 		os.WriteFile(filepath.Join(e.hooksDir, "podhook-"+stage+".json"), out, 0o600)
 	}
-	return e
 }
 
 func (e *env) startAgent(args ...string) {

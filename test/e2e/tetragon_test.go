@@ -18,34 +18,7 @@ import (
 // receives the container, and a forged identity never reaches it.
 func TestTetragonProtocol(t *testing.T) {
 	e := newEnv(t, "--agent-protocol", "tetragon")
-	events := filepath.Join(e.dir, "tetragon.jsonl")
-	agent := exec.Command(tetragonAgentBin, "-socket", e.socket, "-events", events)
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { agent.Process.Signal(syscall.SIGTERM); agent.Wait() }()
-	for i := 0; ; i++ {
-		if _, err := os.Stat(e.socket); err == nil {
-			break
-		}
-		if i == 500 {
-			t.Fatal("tetragon agent did not start")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	received := func() []map[string]any {
-		b, _ := os.ReadFile(events)
-		var out []map[string]any
-		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-			var ev struct {
-				CreateContainer map[string]any `json:"createContainer"`
-			}
-			if line != "" && json.Unmarshal([]byte(line), &ev) == nil {
-				out = append(out, ev.CreateContainer)
-			}
-		}
-		return out
-	}
+	received := startTetragon(t, e.socket, filepath.Join(e.dir, "tetragon.jsonl"))
 
 	r := e.podman(crio("payments", "checkout-1", "checkout"), "echo", "ran")
 	if r.code != 0 || r.out != "ran\n" {
@@ -69,5 +42,38 @@ func TestTetragonProtocol(t *testing.T) {
 	}
 	if n := len(received()); n != 1 {
 		t.Fatalf("Tetragon received the forged container too (%d requests)", n)
+	}
+}
+
+// startTetragon runs the Tetragon stand-in on socket, its requests in
+// events, and returns what it has received (each CreateContainer).
+func startTetragon(t *testing.T, socket, events string) func() []map[string]any {
+	t.Helper()
+	agent := exec.Command(tetragonAgentBin, "-socket", socket, "-events", events)
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agent.Process.Signal(syscall.SIGTERM); agent.Wait() })
+	for i := 0; ; i++ {
+		if _, err := os.Stat(socket); err == nil {
+			break
+		}
+		if i == 500 {
+			t.Fatal("tetragon agent did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return func() []map[string]any {
+		b, _ := os.ReadFile(events)
+		var out []map[string]any
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var ev struct {
+				CreateContainer map[string]any `json:"createContainer"`
+			}
+			if line != "" && json.Unmarshal([]byte(line), &ev) == nil {
+				out = append(out, ev.CreateContainer)
+			}
+		}
+		return out
 	}
 }
