@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -18,27 +21,65 @@ import (
 func checkCommand(flags []cli.Flag) *cli.Command {
 	return &cli.Command{
 		Name:  "check",
-		Usage: "probe the agent through the configured address (grpc.health.v1; Tetragon's GetVersion under --agent-protocol tetragon); exit 0 if it is serving",
+		Usage: "probe every configured agent (grpc.health.v1; Tetragon's GetVersion for the tetragon protocol); exit 0 if every required one is serving",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
 			cfg := resolveConfig(fromContext(c))
 			if cfg.Err != nil {
 				return fmt.Errorf("configuration invalid: %w", cfg.Err)
 			}
-			client, err := agentclient.New(cfg.AgentAddress, agentclient.WithTimeout(cfg.Timeout.Duration()), agentclient.WithPeerUID(*cfg.AgentUID))
-			if err != nil {
-				return err
+			var failed []string
+			for _, p := range probeAll(cfg.Config) {
+				switch {
+				case p.err == nil:
+					fmt.Fprintf(c.App.Writer, "%s at %s is serving (%s, %.1f ms)\n", p.who, p.agent.Address, p.what, float64(p.took.Microseconds())/1000)
+				case !*p.agent.Required:
+					fmt.Fprintf(c.App.Writer, "%s at %s is not serving (optional: it stops no container): %v\n", p.who, p.agent.Address, p.err)
+				default:
+					failed = append(failed, fmt.Sprintf("%s at %s is not serving: %v", p.who, p.agent.Address, p.err))
+				}
 			}
-			defer client.Close()
-			start := time.Now()
-			what, err := probe(client, cfg.AgentProtocol)
-			if err != nil {
-				return fmt.Errorf("agent at %s is not serving: %w", cfg.AgentAddress, err)
+			if len(failed) > 0 {
+				return errors.New(strings.Join(failed, "; "))
 			}
-			fmt.Fprintf(c.App.Writer, "agent at %s is serving (%s, %.1f ms)\n", cfg.AgentAddress, what, float64(time.Since(start).Microseconds())/1000)
 			return nil
 		},
 	}
+}
+
+// probed is one agent's answer to a probe.
+type probed struct {
+	agent config.Agent
+	who   string // "agent", or `agent "tetragon"` when a list names them
+	what  string
+	took  time.Duration
+	err   error
+}
+
+// probeAll probes every configured agent at once.
+func probeAll(cfg config.Config) []probed {
+	list := cfg.AgentList()
+	out := make([]probed, len(list))
+	var wg sync.WaitGroup
+	for i, a := range list {
+		out[i] = probed{agent: a, who: "agent"}
+		if len(cfg.Agents) > 0 {
+			out[i].who = "agent " + strconv.Quote(a.Name)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			client, err := agentclient.New(a.Address, agentclient.WithTimeout(cfg.Timeout.Duration()), agentclient.WithPeerUID(*a.AgentUID))
+			if err == nil {
+				defer client.Close()
+				out[i].what, err = probe(client, a.Protocol)
+			}
+			out[i].took, out[i].err = time.Since(start), err
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 func validateCommand(flags []cli.Flag) *cli.Command {

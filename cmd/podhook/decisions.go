@@ -26,6 +26,7 @@ type decisionRecord struct {
 	Stage         string    `json:"stage"`
 	Decision      string    `json:"decision"`
 	FailOpen      bool      `json:"fail_open"`
+	WouldDeny     bool      `json:"would_deny"`
 	PodNamespace  string    `json:"pod_namespace"`
 	PodName       string    `json:"pod_name"`
 	ContainerName string    `json:"container_name"`
@@ -40,11 +41,12 @@ type decisionFilter struct {
 	namespace string
 	decision  string
 	failOpen  bool
+	wouldDeny bool
 }
 
 func (f decisionFilter) match(r decisionRecord) bool {
 	return (f.since.IsZero() || !r.Time.Before(f.since)) && (f.namespace == "" || r.PodNamespace == f.namespace) &&
-		(f.decision == "" || r.Decision == f.decision) && (!f.failOpen || r.FailOpen)
+		(f.decision == "" || r.Decision == f.decision) && (!f.failOpen || r.FailOpen) && (!f.wouldDeny || r.WouldDeny)
 }
 
 func decisionsCommand(flags []cli.Flag) *cli.Command {
@@ -58,6 +60,7 @@ func decisionsCommand(flags []cli.Flag) *cli.Command {
 			&cli.StringFlag{Name: "namespace", Usage: "only this pod namespace"},
 			&cli.StringFlag{Name: "decision", Usage: "only allow or deny"},
 			&cli.BoolFlag{Name: "fail-open", Usage: "only containers allowed without an agent verdict"},
+			&cli.BoolFlag{Name: "would-deny", Usage: "only containers audit mode let start that enforce would have stopped"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table or json (the records as they are, one a line)"},
 		),
 		Action: func(c *cli.Context) error {
@@ -68,7 +71,7 @@ func decisionsCommand(flags []cli.Flag) *cli.Command {
 			if c.String("output") != "table" && c.String("output") != "json" {
 				return fmt.Errorf("--output %q: want table or json", c.String("output"))
 			}
-			filter := decisionFilter{namespace: c.String("namespace"), decision: c.String("decision"), failOpen: c.Bool("fail-open")}
+			filter := decisionFilter{namespace: c.String("namespace"), decision: c.String("decision"), failOpen: c.Bool("fail-open"), wouldDeny: c.Bool("would-deny")}
 			if d := c.Duration("since"); d > 0 {
 				filter.since = time.Now().Add(-d)
 			}
@@ -158,9 +161,12 @@ func (p *decisionPrinter) line(line []byte, filter decisionFilter) {
 		p.head = true
 	}
 	decision := r.Decision
-	if r.FailOpen {
+	switch {
+	case r.WouldDeny:
+		decision = "allow (audit: would DENY)"
+	case r.FailOpen:
 		decision = "allow (fail open)"
-	} else if r.Decision == "deny" {
+	case r.Decision == "deny":
 		decision = "DENY"
 	}
 	// Every field came from outside (a pod's names, an agent's reason):

@@ -54,4 +54,14 @@ func TestDecisions(t *testing.T) {
 	if out := run1("--namespace", "oldest"); !strings.Contains(out, "oldest") || strings.Contains(out, "newest") {
 		t.Fatalf("--namespace:\n%s", out)
 	}
+	// Audit: what enforce would have stopped, and only that.
+	audited := `{"time":"` + recent + `","stage":"createRuntime","pod_namespace":"staging","pod_name":"p","container_name":"c","decision":"allow","fail_open":false,"would_deny":true,"reason":"denied by agent: unsigned"}` + "\n"
+	f, _ := os.OpenFile(log, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(audited)
+	f.Close()
+	out = run1("--would-deny")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || !strings.Contains(lines[1], "allow (audit: would DENY)") ||
+		!strings.Contains(lines[1], "staging/p/c") || !strings.Contains(lines[1], "denied by agent: unsigned") {
+		t.Fatalf("--would-deny:\n%s", out)
+	}
 }

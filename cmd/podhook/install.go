@@ -16,7 +16,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/podhook/podhook/agentclient"
 	"github.com/podhook/podhook/internal/config"
 	"github.com/podhook/podhook/internal/hooksd"
 	"github.com/podhook/podhook/internal/hostpath"
@@ -272,16 +271,16 @@ func installConfig(c *cli.Context) ([]byte, error) {
 func checkInstalledAgent(c *cli.Context, cfgJSON []byte) {
 	parsed, _ := config.Parse(cfgJSON)
 	cfg := config.Defaults().Merge(parsed)
-	client, err := agentclient.New(cfg.AgentAddress, agentclient.WithTimeout(cfg.Timeout.Duration()), agentclient.WithPeerUID(*cfg.AgentUID))
-	if err == nil {
-		defer client.Close()
-		_, err = probe(client, cfg.AgentProtocol)
+	for _, p := range probeAll(cfg) {
+		switch {
+		case p.err == nil:
+			fmt.Fprintf(c.App.Writer, "%s at %s is serving\n", p.who, p.agent.Address)
+		case !*p.agent.Required:
+			fmt.Fprintf(c.App.Writer, "warning: %s at %s does not answer (%v): it is optional, no container waits for it\n", p.who, p.agent.Address, p.err)
+		default:
+			fmt.Fprintf(c.App.Writer, "warning: %s at %s does not answer (%v): containers outside the fail-allow list will not start until it does\n", p.who, p.agent.Address, p.err)
+		}
 	}
-	if err != nil {
-		fmt.Fprintf(c.App.Writer, "warning: agent at %s does not answer (%v): containers outside the fail-allow list will not start until it does\n", cfg.AgentAddress, err)
-		return
-	}
-	fmt.Fprintf(c.App.Writer, "agent at %s is serving\n", cfg.AgentAddress)
 }
 
 func uninstallCommand() *cli.Command {

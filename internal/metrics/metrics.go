@@ -32,14 +32,22 @@ type Decisions struct {
 	gaps          prometheus.Counter
 	keeper        *prometheus.CounterVec
 	logPresent    prometheus.Gauge
+	wouldDeny     *prometheus.CounterVec
+	agentOutcomes *prometheus.CounterVec
+	agentSeconds  *prometheus.HistogramVec
 
 	mu         sync.Mutex
 	namespaces map[string]bool
+	agents     map[string]bool
 }
+
+// AgentCap bounds the agent label's values (the config lists at most 8;
+// names past the cap count as "_other").
+const AgentCap = 16
 
 // New registers the metrics with reg.
 func New(reg prometheus.Registerer, o Options) *Decisions {
-	d := &Decisions{o: o, namespaces: map[string]bool{},
+	d := &Decisions{o: o, namespaces: map[string]bool{}, agents: map[string]bool{},
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podhook_decisions_total",
 			Help: "Hook invocations by stage, decision (allow, deny), fail_open, error_kind (unreachable, deadline, agent_error, denied, invalid_state, internal, or empty) and runtime.",
@@ -75,11 +83,25 @@ func New(reg prometheus.Registerer, o Options) *Decisions {
 			Help: "Times the log rotated past log_max_backups before its records were read: those records were dropped before they were counted.",
 		}),
 	}
+	d.wouldDeny = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "podhook_would_deny_total",
+		Help: "Creates audit mode let start that enforce would have stopped, by error_kind (denied: an agent's DENY; unreachable, deadline, agent_error: the fail check failing closed) and runtime.",
+	}, []string{"error_kind", "runtime"})
+	d.agentOutcomes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "podhook_agent_outcomes_total",
+		Help: "Each agent's answer to each invocation, by agent (its name in the agents list, or \"agent\"), protocol, stage and outcome (allow, deny, delivered, or the error kind: unreachable, deadline, agent_error).",
+	}, []string{"agent", "protocol", "stage", "outcome"})
+	d.agentSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "podhook_agent_seconds",
+		Help:    "Each agent's call time within the hook (the record's agents[].ms, or agent_ms for one agent).",
+		Buckets: []float64{.001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"agent", "stage"})
 	d.logPresent = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "podhook_log_file_present",
 		Help: "1 when the hook's log file exists where the monitor reads it, 0 when it does not (nothing is counted: a directory not mounted, or no hook has run yet).",
 	})
-	reg.MustRegister(d.decisions, d.conflicts, d.hookDuration, d.agentDuration, d.invalid, d.gaps, d.keeper, d.logPresent)
+	reg.MustRegister(d.decisions, d.conflicts, d.hookDuration, d.agentDuration, d.invalid, d.gaps, d.keeper, d.logPresent,
+		d.wouldDeny, d.agentOutcomes, d.agentSeconds)
 	if o.Namespaces {
 		reg.MustRegister(d.byNamespace)
 	}
@@ -98,6 +120,15 @@ type record struct {
 	DurationMS       *float64 `json:"duration_ms"`
 	AgentMS          *float64 `json:"agent_ms"`
 	KeeperEvent      string   `json:"keeper_event"`
+	WouldDeny        bool     `json:"would_deny"`
+	AgentProtocol    string   `json:"agent_protocol"`
+	Agents           []struct {
+		Name      string  `json:"name"`
+		Protocol  string  `json:"protocol"`
+		Verdict   string  `json:"verdict"`
+		ErrorKind string  `json:"error_kind"`
+		MS        float64 `json:"ms"`
+	} `json:"agents"`
 }
 
 // Observe counts one log line; it reports whether it was a record.
@@ -124,7 +155,59 @@ func (d *Decisions) Observe(line []byte) bool {
 	if d.o.Namespaces && r.Stage != "poststop" {
 		d.byNamespace.WithLabelValues(d.namespace(r.PodNamespace), r.Decision).Inc()
 	}
+	if r.WouldDeny {
+		d.wouldDeny.WithLabelValues(r.ErrorKind, r.Runtime).Inc()
+	}
+	d.observeAgents(r)
 	return true
+}
+
+// observeAgents counts each agent's outcome: from the record's agents
+// list, or, for one agent, from its error_kind (a record of a state that
+// could not be read, or of a fault in the hook, called no agent).
+func (d *Decisions) observeAgents(r record) {
+	for _, a := range r.Agents {
+		outcome := a.Verdict
+		if outcome == "" {
+			outcome = a.ErrorKind
+		}
+		name := d.agent(a.Name)
+		d.agentOutcomes.WithLabelValues(name, a.Protocol, r.Stage, outcome).Inc()
+		d.agentSeconds.WithLabelValues(name, r.Stage).Observe(a.MS / 1000)
+	}
+	if len(r.Agents) > 0 || r.AgentMS == nil || r.ErrorKind == "invalid_state" || r.ErrorKind == "internal" {
+		return
+	}
+	outcome := r.ErrorKind
+	switch {
+	case outcome == "denied":
+		outcome = "deny"
+	case outcome != "":
+	case r.Stage == "poststop":
+		outcome = "delivered"
+	default:
+		outcome = "allow"
+	}
+	protocol := r.AgentProtocol
+	if protocol == "" {
+		protocol = "podhook.v1"
+	}
+	d.agentOutcomes.WithLabelValues("agent", protocol, r.Stage, outcome).Inc()
+	d.agentSeconds.WithLabelValues("agent", r.Stage).Observe(*r.AgentMS / 1000)
+}
+
+// agent caps the agent label's values.
+func (d *Decisions) agent(name string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.agents[name] {
+		return name
+	}
+	if len(d.agents) >= AgentCap {
+		return "_other"
+	}
+	d.agents[name] = true
+	return name
 }
 
 // Gaps counts rotations past the backups.

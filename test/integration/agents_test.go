@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -303,4 +305,80 @@ func TestAuditMode(t *testing.T) {
 			t.Fatalf("record %v", rec)
 		}
 	})
+}
+
+// TestCheckAndValidateTheAgentsList: check probes every agent in its own
+// protocol and fails only for a required one; validate refuses duplicate
+// names and addresses.
+func TestCheckAndValidateTheAgentsList(t *testing.T) {
+	ref, tet := startAgent(t), startTetragon(t)
+	gone := "unix://" + filepath.Join(shortDir(t), "gone.sock")
+	write := func(agents []map[string]any) string {
+		args, _ := agentsConfig(t, "check", agents, nil)
+		return args[2]
+	}
+	live := write([]map[string]any{podhookAgent(ref.address(), true), tetragonPeer(tet.address(), true)})
+	if r := runHook(t, nil, "check", "--config", live); r.code != 0 ||
+		!strings.Contains(r.stdout, `agent "reference" at `+ref.address()+` is serving (grpc.health.v1`) ||
+		!strings.Contains(r.stdout, `agent "tetragon" at `+tet.address()+` is serving (Tetragon v1.6.0-tetragonagent`) {
+		t.Fatalf("check: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	optional := write([]map[string]any{podhookAgent(ref.address(), true), {"name": "inventory", "address": gone, "required": false}})
+	if r := runHook(t, nil, "check", "--config", optional); r.code != 0 || !strings.Contains(r.stdout, `agent "inventory" at `+gone+` is not serving (optional`) {
+		t.Fatalf("check, optional down: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	required := write([]map[string]any{podhookAgent(ref.address(), true), {"name": "policy", "address": gone}})
+	if r := runHook(t, nil, "check", "--config", required); r.code != 1 || !strings.Contains(r.stderr, `agent "policy" at `+gone+` is not serving`) {
+		t.Fatalf("check, required down: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+
+	if r := runHook(t, nil, "validate", "--config", live); r.code != 0 {
+		t.Fatalf("validate: exit %d, %q", r.code, r.stderr)
+	}
+	for name, agents := range map[string][]map[string]any{
+		"duplicate name":    {podhookAgent(ref.address(), true), podhookAgent(gone, true)},
+		"duplicate address": {podhookAgent(ref.address(), true), tetragonPeer(ref.address(), true)},
+	} {
+		if r := runHook(t, nil, "validate", "--config", write(agents)); r.code == 0 || !strings.Contains(r.stderr, "is also agents[0]'s") {
+			t.Errorf("validate, %s: exit %d, stderr %q", name, r.code, r.stderr)
+		}
+	}
+}
+
+// TestAgentsAndAuditInTheMetrics: podhook-monitor counts each agent's
+// outcome and every create audit let start.
+func TestAgentsAndAuditInTheMetrics(t *testing.T) {
+	ref, tet := startAgent(t, "--deny-namespace", "payments"), startTetragon(t)
+	state, _ := bundle(t, "createRuntime", nil)
+	args, log := agentsConfig(t, "createRuntime", []map[string]any{podhookAgent(ref.address(), true), tetragonPeer(tet.address(), false)},
+		map[string]any{"mode": "audit"})
+	addr := harness.FreeAddress(t)
+	cmd := exec.Command(filepath.Join(filepath.Dir(podhook), "podhook-monitor"), "--log-file", log, "--metrics-address", addr, "--poll-interval", "50ms")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	waitFor(t, "the monitor serving", func() bool { _, ok := sample(addr, "podhook_log_file_present"); return ok })
+	for range 2 {
+		if r := runHook(t, state, args...); r.code != 0 {
+			t.Fatalf("exit %d, %q", r.code, r.stderr)
+		}
+	}
+	// One agent from the single-agent settings, in enforce.
+	single, _ := hookArgs(t, "createRuntime", ref.address(), "--log-file", log, "--agent-uid", "-1")
+	if r := runHook(t, state, single...); r.code != 1 {
+		t.Fatalf("exit %d, %q", r.code, r.stderr)
+	}
+	want := map[string]string{
+		`podhook_would_deny_total{error_kind="denied",runtime="cri-o"}`:                                                         "2",
+		`podhook_agent_outcomes_total{agent="reference",outcome="deny",protocol="podhook.v1",stage="createRuntime"}`:            "2",
+		`podhook_agent_outcomes_total{agent="tetragon",outcome="allow",protocol="tetragon",stage="createRuntime"}`:              "2",
+		`podhook_agent_outcomes_total{agent="agent",outcome="deny",protocol="podhook.v1",stage="createRuntime"}`:                "1",
+		`podhook_decisions_total{decision="allow",error_kind="denied",fail_open="false",runtime="cri-o",stage="createRuntime"}`: "2",
+		`podhook_agent_seconds_count{agent="tetragon",stage="createRuntime"}`:                                                   "2",
+	}
+	for series, value := range want {
+		waitFor(t, series+" "+value, func() bool { v, _ := sample(addr, series+" "); return v == value })
+	}
+
 }
