@@ -20,7 +20,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/podhook/podhook/agentclient"
+	"github.com/podhook/podhook/internal/catchup"
 	"github.com/podhook/podhook/internal/config"
 	"github.com/podhook/podhook/internal/hooksd"
 	"github.com/podhook/podhook/internal/hostpath"
@@ -86,21 +86,17 @@ func newApp(stdout io.Writer) *cli.App {
 				log.Error("hook configuration invalid: the hook will use its built-in safe defaults", "config", cfgPath(c), "config_error", err.Error())
 				hookCfg = hookCfg.Safe()
 			}
-			address, err := agentclient.UnderRoot(c.String("host-root"), hookCfg.AgentAddress)
-			if err != nil {
-				return err
-			}
+			// Containers created while the plugin was away are reported to
+			// every agent that speaks podhook's API; Tetragon finds running
+			// containers through the CRI itself.
 			var catchUp nriplugin.Agent
-			agent, err := agentclient.New(address, agentclient.WithTimeout(hookCfg.Timeout.Duration()), agentclient.WithPeerUID(*hookCfg.AgentUID))
-			if err != nil {
+			agents, closeAgents, err := catchup.Clients(hookCfg, c.String("host-root"))
+			switch {
+			case err == nil:
+				defer closeAgents()
+				catchUp = agents
+			case !errors.Is(err, catchup.ErrNoPodhookAgent):
 				return err
-			}
-			defer agent.Close()
-			// Containers created while the plugin was away are reported in
-			// podhook's API; Tetragon finds running containers through the
-			// CRI itself.
-			if hookCfg.AgentProtocol != config.ProtocolTetragon {
-				catchUp = agent
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()

@@ -17,7 +17,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/podhook/podhook/agentclient"
 	"github.com/podhook/podhook/internal/catchup"
 	"github.com/podhook/podhook/internal/config"
 	"github.com/podhook/podhook/internal/cri"
@@ -57,31 +56,24 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			if err != nil {
 				return err
 			}
-			if cfg.AgentProtocol == config.ProtocolTetragon {
-				return fmt.Errorf("agent_protocol is %s: sync reports in podhook's API; Tetragon finds running containers through the CRI itself", cfg.AgentProtocol)
+			root := c.String("host-root")
+			agents, closeAgents, err := catchup.Clients(cfg, root)
+			if err != nil {
+				return err
 			}
+			defer closeAgents()
 			w, closeLog, err := logfile.Writer(c.String("log-file"), c.App.Writer)
 			if err != nil {
 				return err
 			}
 			defer closeLog()
 			log := slog.New(slog.NewJSONHandler(w, nil))
-			root := c.String("host-root")
-			agentAddress, err := agentclient.UnderRoot(root, cfg.AgentAddress)
-			if err != nil {
-				return err
-			}
-			client, err := agentclient.New(agentAddress, agentclient.WithTimeout(cfg.Timeout.Duration()), agentclient.WithPeerUID(*cfg.AgentUID))
-			if err != nil {
-				return err
-			}
-			defer client.Close()
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			return syncAll(ctx, syncOptions{
 				endpoint: c.String("runtime-endpoint"), root: root, criTimeout: c.Duration("cri-timeout"),
 				concurrency: c.Int("concurrency"), retryFor: c.Duration("retry-for"),
-			}, client, log)
+			}, agents, log)
 		},
 	}
 }
@@ -107,7 +99,7 @@ func agentConfig(c *cli.Context) (config.Config, error) {
 		cfg = cfg.Merge(f)
 	}
 	if c.IsSet("agent-address") {
-		cfg.AgentAddress = c.String("agent-address")
+		cfg = cfg.Merge(config.Config{AgentAddress: c.String("agent-address")}) // one agent, in place of a list
 	}
 	if c.IsSet("timeout") {
 		cfg.Timeout = config.Duration(c.Duration("timeout"))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/podhook/podhook/agentclient"
 	"github.com/podhook/podhook/agentclient/agentv1"
+	"github.com/podhook/podhook/internal/config"
 	"github.com/podhook/podhook/resolver"
 )
 
@@ -57,6 +58,29 @@ func Request(c Container, now time.Time) *agentv1.CreateContainerRequest {
 // Agent is what Deliver calls; *agentclient.Client implements it.
 type Agent interface {
 	CreateContainer(context.Context, *agentv1.CreateContainerRequest) (*agentv1.CreateContainerResponse, error)
+}
+
+// Fanout reports to every agent at once; it fails when any fails, and a
+// retry reports to all again (a report of a running container is
+// idempotent).
+type Fanout []Agent
+
+// CreateContainer implements Agent.
+func (f Fanout) CreateContainer(ctx context.Context, req *agentv1.CreateContainerRequest) (*agentv1.CreateContainerResponse, error) {
+	if len(f) == 1 {
+		return f[0].CreateContainer(ctx, req)
+	}
+	errs := make([]error, len(f))
+	var wg sync.WaitGroup
+	for i, a := range f {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = a.CreateContainer(ctx, req)
+		}()
+	}
+	wg.Wait()
+	return &agentv1.CreateContainerResponse{}, errors.Join(errs...)
 }
 
 // Summary counts what Deliver did.
@@ -131,4 +155,41 @@ func Deliver(ctx context.Context, agent Agent, ctrs []Container, concurrency int
 		return sum, fmt.Errorf("%w: %d of %d", ErrUndelivered, sum.Failed, sum.Containers)
 	}
 	return sum, nil
+}
+
+// ErrNoPodhookAgent is returned by Clients when no configured agent speaks
+// podhook's API: Tetragon finds running containers through the CRI itself.
+var ErrNoPodhookAgent = errors.New("no agent speaks podhook.v1: sync reports in podhook's API; Tetragon finds running containers through the CRI itself")
+
+// Clients connects to every configured agent that speaks podhook's API,
+// each socket as the host sees it under root.
+func Clients(cfg config.Config, root string) (Fanout, func(), error) {
+	var out Fanout
+	var clients []*agentclient.Client
+	closeAll := func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}
+	for _, a := range cfg.AgentList() {
+		if a.Protocol != config.ProtocolPodhook {
+			continue
+		}
+		address, err := agentclient.UnderRoot(root, a.Address)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		c, err := agentclient.New(address, agentclient.WithTimeout(cfg.Timeout.Duration()), agentclient.WithPeerUID(*a.AgentUID))
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		clients = append(clients, c)
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, nil, ErrNoPodhookAgent
+	}
+	return out, closeAll, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"os/exec"
 	"reflect"
 	"strings"
@@ -150,6 +151,38 @@ func TestHelmValues(t *testing.T) {
 	out, err := exec.Command(helmBin(t), "template", "podhook", chart, "--set", "interface=docker").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), `interface "docker"`) {
 		t.Fatalf("a bad interface rendered: %v\n%s", err, out)
+	}
+}
+
+// TestHelmAgentsAndAudit: the chart's agents list and audit values render
+// a config the hook reads as written (config.Parse and Validate, in
+// configOf): the list in place of the single agent, the mode, and the
+// audited namespaces and patterns.
+func TestHelmAgentsAndAudit(t *testing.T) {
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	os.WriteFile(values, []byte(`agents:
+  - {name: tetragon, address: "unix:///var/run/tetragon/tetragon.sock", protocol: tetragon}
+  - {name: inventory, address: "unix:///run/inventory/agent.sock", required: false}
+mode: audit
+audit:
+  namespaces: [staging]
+  patterns: [team-.*]
+`), 0o600)
+	cm, _ := render(t, "-f", values)
+	m := configOf(t, cm)
+	c, _ := config.Parse([]byte(cm.Data[config.FileName]))
+	list := config.Defaults().Merge(c).AgentList()
+	if m["agent_address"] != nil || m["agent_protocol"] != nil || len(list) != 2 || list[0].Name != "tetragon" || list[0].Protocol != "tetragon" ||
+		!*list[0].Required || list[1].Name != "inventory" || *list[1].Required || list[1].Protocol != "podhook.v1" {
+		t.Fatalf("config %v, agents %+v", m, list)
+	}
+	if m["mode"] != "audit" || len(m["audit_namespaces"].([]any)) != 1 || m["audit_namespace_regex"].([]any)[0] != "team-.*" {
+		t.Fatalf("config %v", m)
+	}
+	// The defaults: one agent, enforce, nothing in audit.
+	cm, _ = render(t)
+	if m := configOf(t, cm); m["agents"] != nil || m["mode"] != nil || m["audit_namespaces"] != nil || m["agent_address"] == nil {
+		t.Fatalf("default config %v", m)
 	}
 }
 
