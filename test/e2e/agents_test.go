@@ -85,3 +85,31 @@ func TestAuditUnderPodman(t *testing.T) {
 		t.Fatalf("record %v", rec)
 	}
 }
+
+// TestForgeriesReachNeitherAgent: every key family a pod can forge on
+// CRI-O, claiming kube-system, with both agents up and kube-system both
+// fail-allowed and in audit: no forging container starts (a forged
+// identity neither fails open nor audits its way in), the reference agent
+// sees ledger untrusted, and Tetragon is never shown it.
+func TestForgeriesReachNeitherAgent(t *testing.T) {
+	e, tetragon := twoAgents(t, map[string]any{"fail_allow_namespaces": []string{"kube-system"}, "audit_namespaces": []string{"kube-system"}},
+		"--deny-namespace", "ledger")
+	for family, keys := range crioForgeries {
+		r := e.podman(crio("ledger", "books-1", "app", keys...), "echo", "ran")
+		if r.code == 0 || strings.Contains(r.out, "ran") {
+			t.Errorf("%s: the forging container ran", family)
+		}
+		if rec := e.createRecord(r.id); rec["would_deny"] != nil || rec["fail_open"] != false || rec["identity_trusted"] != false {
+			t.Errorf("%s: record %v", family, rec)
+		}
+		for _, ev := range e.readEvents() {
+			if ev.RPC == "CreateContainer" && ev.Request.Container.ID == r.id && (ev.Request.Identity.Trusted || ev.Request.Pod.Namespace != "ledger") {
+				t.Errorf("%s: the reference agent received %+v", family, ev.Request)
+			}
+		}
+	}
+	if got := tetragon(); len(got) != 0 {
+		t.Fatalf("Tetragon was shown %d forged containers", len(got))
+	}
+	t.Logf("%d forgery families: none started, none reached either agent as trusted", len(crioForgeries))
+}

@@ -382,3 +382,35 @@ func TestAgentsAndAuditInTheMetrics(t *testing.T) {
 	}
 
 }
+
+// TestInstallAndDryRunTakeTheList: install puts a config with the agents
+// list in place (refusing one with duplicates) and --check-agent probes
+// each; the dry run prints each agent's request in its protocol.
+func TestInstallAndDryRunTakeTheList(t *testing.T) {
+	ref, tet := startAgent(t), startTetragon(t)
+	args, _ := agentsConfig(t, "createRuntime", []map[string]any{podhookAgent(ref.address(), true), tetragonPeer(tet.address(), true)}, nil)
+	cfg := args[2]
+	root := t.TempDir()
+	r := runHook(t, nil, "install", "--host-root", root, "--config-from", cfg, "--check-agent")
+	if r.code != 0 || !strings.Contains(r.stdout, `agent "reference" at `+ref.address()+` is serving`) || !strings.Contains(r.stdout, `agent "tetragon" at `+tet.address()+` is serving`) {
+		t.Fatalf("install: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	installed, _ := os.ReadFile(filepath.Join(root, "opt/podhook/podhook-config.json"))
+	if !strings.Contains(string(installed), `"tetragon"`) {
+		t.Fatalf("installed config %s", installed)
+	}
+	dup, _ := agentsConfig(t, "createRuntime", []map[string]any{podhookAgent(ref.address(), true), podhookAgent(tet.address(), true)}, nil)
+	if r := runHook(t, nil, "install", "--host-root", t.TempDir(), "--config-from", dup[2]); r.code == 0 || !strings.Contains(r.stderr, `name "reference" is also agents[0]'s`) {
+		t.Fatalf("install of a duplicate name: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	state, _ := bundle(t, "createRuntime", nil)
+	dry := runHook(t, state, append(args, "--dry-run")...)
+	if dry.code != 0 || !strings.Contains(dry.stdout, `agent "reference" (podhook.v1, required):`) || !strings.Contains(dry.stdout, `agent "tetragon" (tetragon, required):`) ||
+		!strings.Contains(dry.stdout, `"createContainer"`) || !strings.Contains(dry.stdout, `"protocolVersion"`) || !strings.Contains(dry.stdout, "if the agents were unreachable: deny (exit 1)") {
+		t.Fatalf("dry run: exit %d, stdout %s", dry.code, dry.stdout)
+	}
+	if len(ref.readEvents(t)) != 0 || len(tet.received(t)) != 0 {
+		t.Fatal("the dry run reached an agent")
+	}
+}
