@@ -39,9 +39,9 @@ K8S_TOOLS    ?= $(HOME)/.cache/podhook/kubernetes-$(K8S_VERSION)
 HELM_VERSION       ?= v3.22.0
 HELM_TOOLS         ?= $(HOME)/.cache/podhook/helm-$(HELM_VERSION)
 
-FUZZ_TARGETS := ./hook:FuzzFit ./hook:FuzzParseState ./hook:FuzzParseSpec ./hook:FuzzAnnotations ./resolver:FuzzResolve ./resolver:FuzzExpandCgroupsPath ./resolver:FuzzExpandSlice ./internal/safetext:FuzzLine
+FUZZ_TARGETS := ./agentclient:FuzzWireRequest ./agentclient:FuzzParseCreateResponse ./hook:FuzzFit ./hook:FuzzParseState ./hook:FuzzParseSpec ./hook:FuzzAnnotations ./resolver:FuzzResolve ./resolver:FuzzExpandCgroupsPath ./resolver:FuzzExpandSlice ./internal/safetext:FuzzLine
 
-.PHONY: image help build test unit lint fuzz manifests helm-tool e2e e2e-containerd containerd-tools e2e-crio crio-tools k8s-tools e2e-k8s bench-k8s bench bench-gate generate check-generate demo clean
+.PHONY: breakdown image help build test unit lint fuzz manifests helm-tool e2e e2e-containerd containerd-tools e2e-crio crio-tools k8s-tools e2e-k8s bench-k8s bench bench-gate generate check-generate demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -141,6 +141,10 @@ bench-k8s: k8s-tools crio-tools containerd-tools helm-tool ## 30 pods at once on
 bench: build ## whole-process timings vs grpc-go and noop floors (bin/bench/results.json), then podman start overhead
 	$(GO) run ./test/bench -podhook $(BIN)/podhook -agent $(BIN)/podhook-agent -out $(BIN)/bench/results.json -runs $(BENCH_RUNS)
 	@if command -v podman >/dev/null && [ "$$(id -u)" = 0 ]; then contrib/bench/podman-overhead.sh $(BIN) $(PODMAN_RUNS); else echo "podman start overhead: skipped (needs podman and root)"; fi
+
+BREAKDOWN_RUNS ?= 200
+breakdown: build ## where the hook's time goes beyond the grpc-go floor: whole process, package init, page faults, system calls, and each part on its own (bin/bench/breakdown.md; needs perf and strace)
+	$(GO) run ./test/bench -breakdown $(BIN)/bench/breakdown.md -runs $(BREAKDOWN_RUNS) -podhook $(BIN)/podhook -agent $(BIN)/podhook-agent
 
 GATE_RUNS ?= 60
 bench-gate: build ## CI's gate: hook vs grpc-go floor (same run, interleaved) <= 1.35, binary <= 12 MB, peak RSS <= 12 MiB, two agents <= 1.15x one

@@ -31,7 +31,6 @@ const AnyUID = -1
 // deadline.
 type Client struct {
 	conn        *grpc.ClientConn
-	api         agentv1.AgentClient
 	timeout     time.Duration
 	stopTimeout time.Duration
 }
@@ -86,7 +85,7 @@ func New(address string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrAddress, err)
 	}
-	return &Client{conn: conn, api: agentv1.NewAgentClient(conn), timeout: o.timeout, stopTimeout: o.stopTimeout}, nil
+	return &Client{conn: conn, timeout: o.timeout, stopTimeout: o.stopTimeout}, nil
 }
 
 // Connect starts connecting in the background without waiting, so that the
@@ -110,9 +109,13 @@ const MaxReason = 512
 func (c *Client) CreateContainer(ctx context.Context, req *agentv1.CreateContainerRequest) (*agentv1.CreateContainerResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	resp, err := c.api.CreateContainer(ctx, req)
-	if err != nil {
+	in, out := AppendCreateRequest(make([]byte, 0, SizeCreateRequest(req)), req), []byte(nil)
+	if err := c.conn.Invoke(ctx, agentv1.Agent_CreateContainer_FullMethodName, &in, &out, grpc.ForceCodecV2(rawCodec{})); err != nil {
 		return nil, classify(ctx, err)
+	}
+	resp, err := ParseCreateResponse(out)
+	if err != nil {
+		return nil, fmt.Errorf("%w: CreateContainerResponse: %w", ErrAgent, err)
 	}
 	switch v := resp.GetVerdict(); v {
 	case agentv1.Verdict_VERDICT_ALLOW:
@@ -128,8 +131,14 @@ func (c *Client) CreateContainer(ctx context.Context, req *agentv1.CreateContain
 func (c *Client) StopContainer(ctx context.Context, req *agentv1.StopContainerRequest) error {
 	ctx, cancel := context.WithTimeout(ctx, c.stopTimeout)
 	defer cancel()
-	_, err := c.api.StopContainer(ctx, req)
-	return classify(ctx, err)
+	in, out := AppendStopRequest(make([]byte, 0, SizeStopRequest(req)), req), []byte(nil)
+	if err := c.conn.Invoke(ctx, agentv1.Agent_StopContainer_FullMethodName, &in, &out, grpc.ForceCodecV2(rawCodec{})); err != nil {
+		return classify(ctx, err)
+	}
+	if err := checkEmpty(out); err != nil {
+		return fmt.Errorf("%w: StopContainerResponse: %w", ErrAgent, err)
+	}
+	return nil
 }
 
 // Check probes the agent's grpc.health.v1 service ("" = the whole server).

@@ -6,8 +6,7 @@ import (
 	"maps"
 	"slices"
 
-	"google.golang.org/protobuf/proto"
-
+	"github.com/podhook/podhook/agentclient"
 	"github.com/podhook/podhook/agentclient/agentv1"
 )
 
@@ -17,8 +16,8 @@ import (
 // to the fail check, unseen.
 const MaxRequestBytes = 1 << 20
 
-// fit trims c's annotations, mounts and args until req, which holds c,
-// encodes within max bytes, and records what it trimmed in c.Truncated.
+// fit trims c's annotations, mounts and args until the request holding c
+// (size is its encoded size) encodes within max bytes, and records what it trimmed in c.Truncated.
 // The identity and every other field are kept. Smaller entries are kept
 // first: the runtime's own annotation keys are short.
 //
@@ -26,8 +25,8 @@ const MaxRequestBytes = 1 << 20
 //	over max             args get at most a quarter of the room left by the
 //	                     other fields, mounts a quarter, annotations the rest
 //	                     plus what args and mounts did not use
-func fit(req proto.Message, c *agentv1.Container, max int) {
-	if proto.Size(req) <= max {
+func fit(size func() int, c *agentv1.Container, max int) {
+	if size() <= max {
 		return
 	}
 	annotations, mounts, args := c.Annotations, c.Mounts, c.Args
@@ -36,7 +35,7 @@ func fit(req proto.Message, c *agentv1.Container, max int) {
 	// of its framing (tag and length varints), so the result never passes
 	// max.
 	const framing = 24
-	room := max - proto.Size(req) - 3*framing
+	room := max - size() - 3*framing
 	if room <= 0 {
 		c.Truncated = []string{fmt.Sprintf("annotations: kept 0 of %d", len(annotations)),
 			fmt.Sprintf("mounts: kept 0 of %d", len(mounts)), fmt.Sprintf("args: kept 0 of %d", len(args))}
@@ -52,7 +51,7 @@ func fit(req proto.Message, c *agentv1.Container, max int) {
 	}
 	usedArgs := used
 	for _, m := range mounts {
-		n := proto.Size(m) + framing
+		n := agentclient.SizeMount(m) + framing
 		if used-usedArgs+n > room/4 {
 			break
 		}

@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/podhook/podhook/agentclient"
 	"github.com/podhook/podhook/agentclient/agentv1"
 )
 
@@ -50,7 +51,7 @@ func TestFit(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			fit(tc.req, tc.req.Container, MaxRequestBytes)
+			fit(func() int { return agentclient.SizeCreateRequest(tc.req) }, tc.req.Container, MaxRequestBytes)
 			c := tc.req.Container
 			if n := proto.Size(tc.req); n > MaxRequestBytes {
 				t.Fatalf("request is %d bytes, over %d", n, MaxRequestBytes)
@@ -94,7 +95,7 @@ func FuzzFit(f *testing.F) {
 			a[strings.Repeat("k", i+1)] = strings.Repeat("v", valueLen/(i+1))
 		}
 		req := request(a, mounts, strings.Repeat("x", argLen))
-		fit(req, req.Container, max)
+		fit(func() int { return agentclient.SizeCreateRequest(req) }, req.Container, max)
 		if size := proto.Size(req); size > max && len(req.Container.Truncated) != 3 {
 			t.Fatalf("%d bytes over %d, truncated %q", size, max, req.Container.Truncated)
 		}

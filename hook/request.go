@@ -5,6 +5,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/podhook/podhook/agentclient"
 	"github.com/podhook/podhook/agentclient/agentv1"
 	"github.com/podhook/podhook/internal/safetext"
 	"github.com/podhook/podhook/resolver"
@@ -76,7 +77,7 @@ func (inv *Invocation) CreateRequest() *agentv1.CreateContainerRequest {
 		Pod:             pod,
 		Identity:        ident,
 	}
-	fit(req, req.Container, MaxRequestBytes)
+	fit(func() int { return agentclient.SizeCreateRequest(req) }, req.Container, MaxRequestBytes)
 	inv.Truncated = req.Container.Truncated
 	return req
 }
@@ -92,7 +93,7 @@ func (inv *Invocation) StopRequest() *agentv1.StopContainerRequest {
 		Pod:             pod,
 		Identity:        ident,
 	}
-	fit(req, req.Container, MaxRequestBytes)
+	fit(func() int { return agentclient.SizeStopRequest(req) }, req.Container, MaxRequestBytes)
 	inv.Truncated = req.Container.Truncated
 	return req
 }

@@ -36,6 +36,7 @@ import (
 
 type options struct {
 	podhook, agent, out, fixtures string
+	breakdown                     string
 	runs, warmup, burst           int
 	quick, gate                   bool
 	maxRatio, maxTwoAgents        float64
@@ -59,8 +60,13 @@ func main() {
 	flag.Int64Var(&o.maxRSSKB, "max-rss-kb", 12<<10, "gate: peak RSS of the hook with a 20 KB config.json, KiB")
 	flag.Int64Var(&o.maxHostileExtraKB, "max-hostile-extra-kb", 8<<10, "gate: peak RSS of the hostile 64K row above the plain one, KiB")
 	flag.Float64Var(&o.maxTwoAgents, "max-two-agents", 1.15, "gate: two live agents / one agent (the target is 1.10 on a quiet machine; the gate leaves CI's noise room and still catches calls made one after the other)")
+	flag.StringVar(&o.breakdown, "breakdown", "", "instead: measure where the hook's time goes beyond the grpc-go floor and write the table (markdown) here")
 	flag.Parse()
-	if err := run(o); err != nil {
+	do := run
+	if o.breakdown != "" {
+		do = breakdown
+	}
+	if err := do(o); err != nil {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}

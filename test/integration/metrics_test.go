@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -119,7 +120,9 @@ func TestKeeperEventsCounted(t *testing.T) {
 	if err := os.Remove(filepath.Join(hooks, "podhook.json")); err != nil {
 		t.Fatal(err)
 	}
-	for metric() != "1" {
+	// At least one restore: on a loaded machine the keeper may find the
+	// file missing on two checks in a row before its restore lands.
+	for n, _ := strconv.Atoi(metric()); n < 1; n, _ = strconv.Atoi(metric()) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the restore was not counted: %q", metric())
 		}
