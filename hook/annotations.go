@@ -1,5 +1,7 @@
 package hook
 
+import "github.com/podhook/podhook/internal/jsonscan"
+
 // Annotations is an OCI annotations object that remembers keys it saw more
 // than once. encoding/json keeps the last of duplicated keys and other
 // parsers may keep the first, so a document with duplicates can say two
@@ -12,7 +14,7 @@ type Annotations struct {
 // UnmarshalJSON decodes an object of strings, or null, in one pass that
 // also names the duplicated keys.
 func (a *Annotations) UnmarshalJSON(b []byte) error {
-	m, dups, err := decodeStrings(b)
+	m, dups, err := jsonscan.StringMap(b)
 	if err != nil {
 		return err
 	}

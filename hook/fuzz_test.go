@@ -80,6 +80,10 @@ func FuzzParseSpec(f *testing.F) {
 	f.Add([]byte(`null`))
 	f.Add([]byte(`[1]`))
 	f.Add([]byte(`{"a":01}`))
+	f.Add([]byte(`{"process":{"args":["a",null]},"process":{"ARGS":[null,"b","c"]},"root":{"Path":"x","readonly":true},"root":null}`))
+	f.Add([]byte(`{"mounts":[{"destination":"/a","options":["ro"]},{"type":"bind"}],"mounts":[null,{"source":"s"}]}`))
+	f.Add([]byte(`{"mounts":[{"uidMappings":[{"containerID":0,"hostID":1000,"size":1}]},1],"linux":{"cgroupsPath":null,"x":1}}`))
+	f.Add([]byte(`{"root":{"readonly":"yes"}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := ParseSpec(b)
 		var std stdSpec

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strconv"
 	"strings"
+
+	"github.com/podhook/podhook/internal/jsonscan"
 )
 
 // MaxStateSize caps the OCI state read from stdin. CRI-O's is ~8 KB.
@@ -49,13 +52,17 @@ func ParseState(b []byte) (*State, error) {
 	// One checking pass; the annotations, which CRI-O repeats from
 	// config.json, are kept raw (as json.Unmarshal into State would).
 	var s State
-	err := members(b, func(key string, raw []byte, escaped bool) error {
+	err := jsonscan.Members(b, func(key string, raw []byte, escaped bool) error {
 		switch {
 		case strings.EqualFold(key, "annotations"):
 			s.Annotations = raw // b is ours and never reused: no copy
 			return nil
 		case strings.EqualFold(key, "pid"):
-			return json.Unmarshal(raw, &s.Pid)
+			v, ok, err := jsonscan.Int(raw, strconv.IntSize)
+			if ok {
+				s.Pid = int(v)
+			}
+			return err
 		}
 		var dst *string
 		switch {
@@ -70,11 +77,10 @@ func ParseState(b []byte) (*State, error) {
 		default:
 			return nil
 		}
-		if raw[0] != '"' {
-			return json.Unmarshal(raw, dst) // null leaves it; else the type error
+		v, ok, err := jsonscan.OptString(raw, escaped) // null leaves it
+		if ok {
+			*dst = v
 		}
-		v, err := decodeString(raw, escaped)
-		*dst = v
 		return err
 	})
 	if err != nil {

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -140,9 +139,7 @@ func ReadFile(path string) (Config, error) {
 // of the two was meant cannot be told).
 func Parse(b []byte) (Config, error) {
 	var c Config
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
+	if err := decode(b, &c); err != nil {
 		return Config{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if c.Agents != nil && (c.AgentAddress != "" || c.AgentProtocol != "") {

@@ -99,6 +99,14 @@ func TestKeeperEventsCounted(t *testing.T) {
 	hooks := filepath.Join(root, "hooks.d")
 	cmd := exec.Command(podhook, "install", "--keep", "--keep-interval", "50ms", "--install-dir", filepath.Join(root, "opt/podhook"),
 		"--hooks-dir", hooks, "--metrics-address", addr, "--log-file", log)
+	var out harness.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	defer func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(log)
+			t.Logf("keeper:\n%s\nlog:\n%s", out.String(), b)
+		}
+	}()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package hook
+package jsonscan
 
 import (
 	"encoding/binary"
@@ -7,34 +7,36 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/podhook/podhook/internal/safetext"
 )
 
-// config.json is decoded in one pass that checks the whole document and
-// hands each top-level member's bytes to the decoder that needs them:
-// encoding/json for the small members, decodeStrings for annotations.
+// A document is decoded in one pass that checks the whole of it and hands
+// each member's bytes to the decoder that needs them (an OCI config.json's
+// annotations to StringMap, podhook's config file's fields to Parse there).
 // encoding/json alone scans a document three times (validation, decoding,
 // and again for a member with its own UnmarshalJSON) at a few ns per byte;
 // a pod's annotations can reach 256 KB, and CRI-O copies them into every
 // container's config.json.
 
-// errJSON marks a document that is not valid JSON.
-var errJSON = errors.New("invalid JSON")
+// ErrJSON marks a document that is not valid JSON.
+var ErrJSON = errors.New("invalid JSON")
 
 // maxDepth is encoding/json's nesting limit.
 const maxDepth = 10000
 
-// members checks that b is one valid JSON value and, when it is an object,
+// Members checks that b is one valid JSON value and, when it is an object,
 // calls fn with each member's key (decoded) and value (raw, valid JSON;
 // escaped when it is a string holding an escape), in document order. A top-level null has no members; another non-object
 // value is an error, as encoding/json gives for a struct.
-func members(b []byte, fn memberFunc) error {
+func Members(b []byte, fn MemberFunc) error {
 	s := scanner{b: b}
 	s.ws()
 	if s.i >= len(b) {
-		return fmt.Errorf("%w: empty", errJSON)
+		return fmt.Errorf("%w: empty", ErrJSON)
 	}
 	switch c := b[s.i]; {
 	case c == '{':
@@ -50,13 +52,60 @@ func members(b []byte, fn memberFunc) error {
 		if err := s.value(0); err != nil {
 			return err
 		}
-		return fmt.Errorf("%w: a %s where an object belongs", errJSON, kind(b[start]))
+		return fmt.Errorf("%w: a %s where an object belongs", ErrJSON, kind(b[start]))
 	}
 	s.ws()
 	if s.i != len(b) {
 		return s.fail("after the top-level value")
 	}
 	return nil
+}
+
+// ElementFunc gets an array's element: raw, valid JSON; escaped when it is
+// a string holding an escape.
+type ElementFunc func(raw []byte, escaped bool) error
+
+// Elements checks that b is one valid JSON value and, when it is an array,
+// calls fn with each element in order. A top-level null has no elements;
+// another value is an error, as encoding/json gives for a slice.
+func Elements(b []byte, fn ElementFunc) error {
+	s := scanner{b: b}
+	s.ws()
+	if s.i >= len(b) {
+		return fmt.Errorf("%w: empty", ErrJSON)
+	}
+	switch c := b[s.i]; {
+	case c == '[':
+		if err := s.array(1, fn); err != nil {
+			return err
+		}
+	case c == 'n':
+		if err := s.value(0); err != nil {
+			return err
+		}
+	default:
+		start := s.i
+		if err := s.value(0); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: a %s where an array belongs", ErrJSON, Kind(b[start]))
+	}
+	s.ws()
+	if s.i != len(b) {
+		return s.fail("after the top-level value")
+	}
+	return nil
+}
+
+// Kind names the JSON type of a value starting with c.
+func Kind(c byte) string {
+	if c == '{' {
+		return "object"
+	}
+	if c == 'n' {
+		return "null"
+	}
+	return kind(c)
 }
 
 func kind(c byte) string {
@@ -71,8 +120,8 @@ func kind(c byte) string {
 	return "number"
 }
 
-// memberFunc gets an object's member.
-type memberFunc func(key string, raw []byte, escaped bool) error
+// MemberFunc gets an object's member.
+type MemberFunc func(key string, raw []byte, escaped bool) error
 
 // scanner checks JSON as RFC 8259 (and encoding/json) defines it.
 type scanner struct {
@@ -82,9 +131,9 @@ type scanner struct {
 
 func (s *scanner) fail(what string) error {
 	if s.i >= len(s.b) {
-		return fmt.Errorf("%w: unexpected end %s", errJSON, what)
+		return fmt.Errorf("%w: unexpected end %s", ErrJSON, what)
 	}
-	return fmt.Errorf("%w: unexpected %q at offset %d %s", errJSON, s.b[s.i], s.i, what)
+	return fmt.Errorf("%w: unexpected %q at offset %d %s", ErrJSON, s.b[s.i], s.i, what)
 }
 
 func (s *scanner) ws() {
@@ -107,7 +156,7 @@ func (s *scanner) value(depth int) error {
 // escape.
 func (s *scanner) anyValue(depth int) (escaped bool, err error) {
 	if depth > maxDepth {
-		return false, fmt.Errorf("%w: nested deeper than %d", errJSON, maxDepth)
+		return false, fmt.Errorf("%w: nested deeper than %d", ErrJSON, maxDepth)
 	}
 	s.ws()
 	if s.i >= len(s.b) {
@@ -117,7 +166,7 @@ func (s *scanner) anyValue(depth int) (escaped bool, err error) {
 	case c == '{':
 		return false, s.object(depth+1, nil)
 	case c == '[':
-		return false, s.array(depth + 1)
+		return false, s.array(depth+1, nil)
 	case c == '"':
 		return s.str()
 	case c == 't':
@@ -133,9 +182,9 @@ func (s *scanner) anyValue(depth int) (escaped bool, err error) {
 }
 
 // object checks an object at s.i; fn, when not nil, gets each member.
-func (s *scanner) object(depth int, fn memberFunc) error {
+func (s *scanner) object(depth int, fn MemberFunc) error {
 	if depth > maxDepth {
-		return fmt.Errorf("%w: nested deeper than %d", errJSON, maxDepth)
+		return fmt.Errorf("%w: nested deeper than %d", ErrJSON, maxDepth)
 	}
 	s.i++ // '{'
 	s.ws()
@@ -166,7 +215,7 @@ func (s *scanner) object(depth int, fn memberFunc) error {
 			return err
 		}
 		if fn != nil {
-			key, err := decodeString(kraw, escaped)
+			key, err := String(kraw, escaped)
 			if err != nil {
 				return err
 			}
@@ -190,7 +239,7 @@ func (s *scanner) object(depth int, fn memberFunc) error {
 	}
 }
 
-func (s *scanner) array(depth int) error {
+func (s *scanner) array(depth int, fn ElementFunc) error {
 	s.i++ // '['
 	s.ws()
 	if s.i < len(s.b) && s.b[s.i] == ']' {
@@ -198,8 +247,16 @@ func (s *scanner) array(depth int) error {
 		return nil
 	}
 	for {
-		if err := s.value(depth); err != nil {
+		s.ws()
+		start := s.i
+		escaped, err := s.anyValue(depth)
+		if err != nil {
 			return err
+		}
+		if fn != nil {
+			if err := fn(s.b[start:s.i], escaped); err != nil {
+				return err
+			}
 		}
 		s.ws()
 		if s.i >= len(s.b) {
@@ -335,30 +392,30 @@ func (s *scanner) str() (escaped bool, err error) {
 
 func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 
-// decodeString decodes a valid JSON string token (quotes included) as
+// String decodes a valid JSON string token (quotes included) as
 // encoding/json does: a plain one is its bytes; one with an escape or
 // invalid UTF-8 (which encoding/json replaces with U+FFFD) goes through
 // encoding/json itself.
-func decodeString(tok []byte, escaped bool) (string, error) {
+func String(tok []byte, escaped bool) (string, error) {
 	body := tok[1 : len(tok)-1]
 	if !escaped && utf8.Valid(body) {
 		return string(body), nil
 	}
 	var v string
 	if err := json.Unmarshal(tok, &v); err != nil {
-		return "", fmt.Errorf("%w: %w", errJSON, err)
+		return "", fmt.Errorf("%w: %w", ErrJSON, err)
 	}
 	return v, nil
 }
 
-// errNotString marks an annotation whose value is not a string.
-var errNotString = errors.New("annotation value is not a string")
+// ErrNotString marks a member of a string map whose value is not a string.
+var ErrNotString = errors.New("value is not a string")
 
-// decodeStrings decodes b, a valid JSON value, as encoding/json decodes
+// StringMap decodes b, a valid JSON value, as encoding/json decodes
 // into map[string]string: null is a nil map, a null member value is "",
 // and the last of duplicated keys wins. dups are the keys seen more than
 // once.
-func decodeStrings(b []byte) (m map[string]string, dups []string, err error) {
+func StringMap(b []byte) (m map[string]string, dups []string, err error) {
 	s := scanner{b: b}
 	s.ws()
 	switch {
@@ -375,7 +432,7 @@ func decodeStrings(b []byte) (m map[string]string, dups []string, err error) {
 		if err := s.value(0); err != nil {
 			return nil, nil, err
 		}
-		return nil, nil, fmt.Errorf("%w: annotations are not an object", errNotString)
+		return nil, nil, fmt.Errorf("%w: annotations are not an object", ErrNotString)
 	}
 	s.ws()
 	if s.i != len(b) {
@@ -391,12 +448,12 @@ func (s *scanner) stringMembers(m map[string]string, dups *[]string) error {
 		switch raw[0] {
 		case '"':
 			var err error
-			if v, err = decodeString(raw, escaped); err != nil {
+			if v, err = String(raw, escaped); err != nil {
 				return err
 			}
 		case 'n':
 		default:
-			return fmt.Errorf("%w: %s", errNotString, safetext.Quote(key))
+			return fmt.Errorf("%w: %s", ErrNotString, safetext.Quote(key))
 		}
 		if _, seen := m[key]; seen && !slices.Contains(*dups, key) {
 			*dups = append(*dups, key)
@@ -404,4 +461,92 @@ func (s *scanner) stringMembers(m map[string]string, dups *[]string) error {
 		m[key] = v
 		return nil
 	})
+}
+
+// Int decodes an integer value as encoding/json decodes it into an int of
+// the given bits: a number literal with no fraction or exponent, within
+// range; ok is false for null (encoding/json leaves the int as it is).
+func Int(raw []byte, bitSize int) (v int64, ok bool, err error) {
+	switch {
+	case raw[0] == 'n':
+		return 0, false, nil
+	case raw[0] != '-' && (raw[0] < '0' || raw[0] > '9'):
+		return 0, false, fmt.Errorf("%w: cannot unmarshal %s into an integer", ErrType, Kind(raw[0]))
+	}
+	v, err = strconv.ParseInt(string(raw), 10, bitSize)
+	if err != nil {
+		return 0, false, fmt.Errorf("%w: cannot unmarshal number %s into an integer", ErrType, raw)
+	}
+	return v, true, nil
+}
+
+// ErrType marks a value of the wrong type for where it is decoded.
+var ErrType = errors.New("json: wrong type")
+
+// OptString decodes a string value; ok is false for null (encoding/json
+// leaves a string as it is); another type is an error.
+func OptString(raw []byte, escaped bool) (v string, ok bool, err error) {
+	switch raw[0] {
+	case 'n':
+		return "", false, nil
+	case '"':
+		v, err = String(raw, escaped)
+		return v, err == nil, err
+	}
+	return "", false, fmt.Errorf("%w: cannot unmarshal %s into a string", ErrType, Kind(raw[0]))
+}
+
+// Strings decodes a list of strings into dst as encoding/json decodes into
+// a []string: null sets it to nil; otherwise the elements go into dst's own
+// array (a list decoded again, for a duplicated key, reuses it), a null
+// element leaving what is there; an empty list is an empty, non-nil slice.
+func Strings(raw []byte, dst *[]string) error {
+	if raw[0] == 'n' {
+		*dst = nil
+		return nil
+	}
+	if raw[0] != '[' {
+		return fmt.Errorf("%w: cannot unmarshal %s into a list of strings", ErrType, Kind(raw[0]))
+	}
+	out := (*dst)[:0]
+	err := Elements(raw, func(e []byte, escaped bool) error {
+		out = Extend(out)
+		v, ok, err := OptString(e, escaped)
+		if ok {
+			out[len(out)-1] = v
+		}
+		return err
+	})
+	if len(out) == 0 {
+		out = []string{}
+	}
+	*dst = out
+	return err
+}
+
+// Extend adds an element to s as encoding/json does when it decodes into
+// a slice: within the capacity, the element already there; past it, a zero
+// one.
+func Extend[T any](s []T) []T {
+	if len(s) < cap(s) {
+		return s[:len(s)+1]
+	}
+	var zero T
+	return append(s, zero)
+}
+
+// Lookup finds key among n field names: an exact match first, else one
+// that matches case-insensitively (as encoding/json matches a struct
+// field); -1 for none.
+func Lookup(key string, n int, name func(int) string) int {
+	fold := -1
+	for i := range n {
+		if name(i) == key {
+			return i
+		}
+		if fold < 0 && strings.EqualFold(name(i), key) {
+			fold = i
+		}
+	}
+	return fold
 }
