@@ -52,23 +52,24 @@ func (e *AgentError) Error() string { return e.label() + e.Err.Error() }
 
 func (e *AgentError) Unwrap() error { return e.Err }
 
-// callAll shows the invocation to every peer, all at once, each under its
-// own client's deadline (the same for all: the invocation's budget, not
-// their sum). One peer is called on this goroutine.
-func callAll(ctx context.Context, peers []Peer, create bool, inv *Invocation) []Outcome {
+// callAll shows the request (req at create, stop at poststop) to every
+// peer, all at once, each under its own client's deadline (the same for
+// all: the invocation's budget, not their sum). One peer is called on this
+// goroutine.
+func callAll(ctx context.Context, peers []Peer, req *agentv1.CreateContainerRequest, stop *agentv1.StopContainerRequest) []Outcome {
 	out := make([]Outcome, len(peers))
-	var req *agentv1.CreateContainerRequest
-	var stop *agentv1.StopContainerRequest
-	if create {
-		req = inv.CreateRequest()
-	} else {
-		stop = inv.StopRequest()
-	}
 	call := func(i int) {
 		p := &peers[i]
 		start := time.Now()
+		// A panic in an agent's call is that agent's failure: the fail
+		// check decides, as for any agent that gives no verdict.
+		defer func() {
+			if r := recover(); r != nil {
+				out[i] = Outcome{Name: p.Name, Protocol: p.Protocol, Required: p.Required, Err: fmt.Errorf("%w: %v", ErrInternal, r), Took: time.Since(start)}
+			}
+		}()
 		var err error
-		if create {
+		if req != nil {
 			_, err = p.Agent.CreateContainer(ctx, req)
 		} else {
 			err = p.Agent.StopContainer(ctx, stop)

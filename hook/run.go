@@ -137,8 +137,16 @@ func Run(ctx context.Context, state io.Reader, agents []Peer, opts Options, log 
 		return res
 	}
 	res.Invocation = inv
+	create := opts.Stage.IsCreate()
+	var req *agentv1.CreateContainerRequest
+	var stop *agentv1.StopContainerRequest
+	if create {
+		req = inv.CreateRequest()
+	} else {
+		stop = inv.StopRequest()
+	}
 	callStart := time.Now()
-	res.Outcomes = callAll(ctx, agents, opts.Stage.IsCreate(), inv)
+	res.Outcomes = callAll(ctx, agents, req, stop)
 	agentTime = time.Since(callStart)
 	res.AgentErr = Combine(res.Outcomes, opts.Named)
 	res.Decision = decide(opts, res.AgentErr, inv.Identity)
@@ -153,14 +161,14 @@ func (r *Result) finish(opts Options) {
 	}
 }
 
-func logResult(ctx context.Context, log *slog.Logger, opts Options, res Result, agentTime time.Duration) {
-	attrs := make([]slog.Attr, 0, 24)
+// recordPrefix is the record's first part: the stage and the container.
+func recordPrefix(opts Options, inv *Invocation) []slog.Attr {
+	attrs := make([]slog.Attr, 0, 16)
 	attrs = append(attrs, slog.String("stage", string(opts.Stage)))
 	if opts.Protocol != "" {
 		attrs = append(attrs, slog.String("agent_protocol", opts.Protocol))
 	}
-	msg := "container allowed"
-	if inv := res.Invocation; inv != nil {
+	if inv != nil {
 		id := inv.Identity
 		attrs = append(attrs,
 			value("container_id", inv.State.ID),
@@ -188,6 +196,13 @@ func logResult(ctx context.Context, log *slog.Logger, opts Options, res Result, 
 			attrs = append(attrs, message("cgroups_error", inv.CgroupsErr.Error()))
 		}
 	}
+	return attrs
+}
+
+// logResult writes the invocation's one record with log.
+func logResult(ctx context.Context, log *slog.Logger, opts Options, res Result, agentTime time.Duration) {
+	attrs := recordPrefix(opts, res.Invocation)
+	msg := "container allowed"
 	decision := "allow"
 	if !res.Allow {
 		decision = "deny"

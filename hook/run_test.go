@@ -57,3 +57,39 @@ func TestPanicGoesThroughTheFailCheck(t *testing.T) {
 		})
 	}
 }
+
+// allowingAgent answers ALLOW.
+type allowingAgent struct{}
+
+func (allowingAgent) CreateContainer(context.Context, *agentv1.CreateContainerRequest) (*agentv1.CreateContainerResponse, error) {
+	return &agentv1.CreateContainerResponse{}, nil
+}
+
+func (allowingAgent) StopContainer(context.Context, *agentv1.StopContainerRequest) error { return nil }
+
+// TestPanicInOneOfSeveralAgents: the agents are called on goroutines of
+// their own; a panic in one is that agent's internal error (a required one
+// goes through the fail check), the others' answers stand, and the record
+// says which.
+func TestPanicInOneOfSeveralAgents(t *testing.T) {
+	dir, _ := filepath.Abs(fixtures)
+	for _, required := range []bool{true, false} {
+		var log bytes.Buffer
+		peers := []Peer{{Name: "ok", Protocol: "podhook.v1", Required: true, Agent: allowingAgent{}},
+			{Name: "buggy", Protocol: "podhook.v1", Required: required, Agent: panickingAgent{}}}
+		opts := Options{Stage: CreateRuntime, Start: time.Now(), Named: true, Safe: SafePolicy("")}
+		res := Run(context.Background(), bytes.NewReader(fixtureState(t, dir)), peers, opts, slog.New(slog.NewJSONHandler(&log, nil)))
+		if res.Allow == required || len(res.Outcomes) != 2 || res.Outcomes[0].Err != nil || !errors.Is(res.Outcomes[1].Err, ErrInternal) {
+			t.Fatalf("required=%v: allow=%v outcomes %+v", required, res.Allow, res.Outcomes)
+		}
+		var rec struct {
+			Agents []struct {
+				Name, Verdict string
+				ErrorKind     string `json:"error_kind"`
+			}
+		}
+		if err := json.Unmarshal(log.Bytes(), &rec); err != nil || len(rec.Agents) != 2 || rec.Agents[0].Verdict != "allow" || rec.Agents[1].ErrorKind != "internal" {
+			t.Fatalf("required=%v: record %s (%v)", required, log.String(), err)
+		}
+	}
+}
