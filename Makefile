@@ -146,8 +146,8 @@ BREAKDOWN_RUNS ?= 200
 breakdown: build ## where the hook's time goes beyond the grpc-go floor: whole process, package init, page faults, system calls, and each part on its own (bin/bench/breakdown.md; needs perf and strace)
 	$(GO) run ./test/bench -breakdown $(BIN)/bench/breakdown.md -runs $(BREAKDOWN_RUNS) -podhook $(BIN)/podhook -agent $(BIN)/podhook-agent
 
-GATE_RUNS ?= 60
-bench-gate: build ## CI's gate: hook vs grpc-go floor (same run, interleaved) <= 1.35, binary <= 12 MB, peak RSS <= 12 MiB, two agents <= 1.15x one
+GATE_RUNS ?= 150
+bench-gate: build ## CI's gate: hook/grpc-go floor and two agents/one (same run, interleaved) within 10% of test/bench/baseline.json, peak RSS within 5%, binary <= 12 MB; a failure prints the breakdown
 	$(GO) run ./test/bench -quick -gate -runs $(GATE_RUNS) -warmup 10 -podhook $(BIN)/podhook -agent $(BIN)/podhook-agent -out $(BIN)/bench/gate.json
 
 image: build ## the FROM scratch images: podhook (podhook, podhook-nri, podhook-sync, podhook-monitor) and podhook-agent, each as :$(VERSION) and :latest (the names the manifests run)

@@ -39,6 +39,9 @@ func breakdown(o options) error {
 		return err
 	}
 	rsswrap = floors["rsswrap"]
+	if o.podhook, err = installed(o.podhook, work); err != nil {
+		return err
+	}
 	sock := filepath.Join(work, "agent.sock")
 	agent := exec.Command(o.agent, "--socket", sock, "--events", "/dev/null")
 	if err := agent.Start(); err != nil {

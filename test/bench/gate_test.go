@@ -6,33 +6,46 @@ import (
 )
 
 func TestGate(t *testing.T) {
-	o := options{maxRatio: 1.35, maxBinary: 12_000_000, maxRSSKB: 12 << 10, maxHostileExtraKB: 8 << 10, maxTwoAgents: 1.15}
-	ok := Results{Ratios: map[string]float64{"hook/grpc-floor": 1.1, "two agents/one agent": 1.05}, BinaryBytes: 11_500_000}
-	plain := Stats{PeakRSSKB: 11 << 10}
-	by := map[string]Stats{"hook live, config 20K": {PeakRSSKB: 11 << 10}, "hook live agent": plain, hostileRow: {PeakRSSKB: 15 << 10}}
-	if g := gate(o, ok, by); !g.Pass {
-		t.Fatalf("within bounds: %+v", g)
+	o := options{maxBinary: 12_000_000, maxHostileExtraKB: 8 << 10}
+	base := Baseline{HookFloor: 1.00, TwoAgents: 1.17, PeakRSSKB: 12 << 10, Margin: 0.10, RSSMargin: 0.05}
+	ratios := func(hook, two float64) map[string]float64 {
+		return map[string]float64{"hook/grpc-floor": hook, "two agents/one agent": two}
+	}
+	rows := func(rss int64) map[string]Stats {
+		return map[string]Stats{"hook live, config 20K": {PeakRSSKB: rss}, "hook live agent": {PeakRSSKB: 12 << 10}, hostileRow: {PeakRSSKB: 15 << 10}}
+	}
+	if g := gate(o, base, Results{Ratios: ratios(1.09, 1.28), BinaryBytes: 11_500_000}, rows(12<<10+600)); !g.Pass {
+		t.Fatalf("within the margins: %+v", g)
 	}
 	for name, tc := range map[string]struct {
 		res  Results
 		rss  int64
 		want string
 	}{
-		"slow":                                  {Results{Ratios: map[string]float64{"hook/grpc-floor": 1.4, "two agents/one agent": 1}, BinaryBytes: 1}, 1, "hook/grpc-floor"},
-		"no ratio":                              {Results{Ratios: map[string]float64{"two agents/one agent": 1}, BinaryBytes: 1}, 1, "hook/grpc-floor"},
-		"big binary":                            {Results{Ratios: map[string]float64{"hook/grpc-floor": 1, "two agents/one agent": 1}, BinaryBytes: 12_000_001}, 1, "binary"},
-		"big RSS":                               {Results{Ratios: map[string]float64{"hook/grpc-floor": 1, "two agents/one agent": 1}, BinaryBytes: 1}, 13 << 10, "peak RSS"},
-		"two agents called one after the other": {Results{Ratios: map[string]float64{"hook/grpc-floor": 1, "two agents/one agent": 1.6}, BinaryBytes: 1}, 1, "two agents"},
-		"no RSS":                                {Results{Ratios: map[string]float64{"hook/grpc-floor": 1, "two agents/one agent": 1}, BinaryBytes: 1}, 0, "peak RSS"},
+		"10% slower than the baseline": {Results{Ratios: ratios(1.11, 1.1), BinaryBytes: 1}, 1, "hook/grpc-floor 1.110 > 1.100"},
+		"no ratio":                     {Results{Ratios: ratios(0, 1.1), BinaryBytes: 1}, 1, "hook/grpc-floor"},
+		"big binary":                   {Results{Ratios: ratios(1, 1.1), BinaryBytes: 12_000_001}, 1, "binary"},
+		"RSS past its margin":          {Results{Ratios: ratios(1, 1.1), BinaryBytes: 1}, 13 << 10, "peak RSS"},
+		"no RSS":                       {Results{Ratios: ratios(1, 1.1), BinaryBytes: 1}, 0, "peak RSS"},
+		"two agents one after another": {Results{Ratios: ratios(1, 1.45), BinaryBytes: 1}, 1, "two agents"},
 	} {
-		g := gate(o, tc.res, map[string]Stats{"hook live, config 20K": {PeakRSSKB: tc.rss}, "hook live agent": plain, hostileRow: {PeakRSSKB: 15 << 10}})
+		g := gate(o, base, tc.res, rows(tc.rss))
 		if g.Pass || len(g.Failed) != 1 || !strings.Contains(g.Failed[0], tc.want) {
 			t.Errorf("%s: %+v, want one failure about %s", name, g, tc.want)
 		}
 	}
 	// A hostile container's extra memory beyond the bound fails the gate.
-	by[hostileRow] = Stats{PeakRSSKB: plain.PeakRSSKB + 9<<10}
-	if g := gate(o, ok, by); g.Pass || len(g.Failed) != 1 || !strings.Contains(g.Failed[0], "hostile") {
+	by := rows(12 << 10)
+	by[hostileRow] = Stats{PeakRSSKB: 12<<10 + 9<<10}
+	if g := gate(o, base, Results{Ratios: ratios(1, 1.1), BinaryBytes: 1}, by); g.Pass || len(g.Failed) != 1 || !strings.Contains(g.Failed[0], "hostile") {
 		t.Errorf("hostile RSS: %+v", g)
+	}
+}
+
+// The committed baseline reads, with every value set.
+func TestBaselineReads(t *testing.T) {
+	b, err := readBaseline("baseline.json")
+	if err != nil || b.Margin != 0.10 {
+		t.Fatalf("%+v %v", b, err)
 	}
 }
