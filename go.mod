@@ -3,7 +3,6 @@ module github.com/podhook/podhook
 go 1.26.0
 
 require (
-	github.com/aymanbagabas/go-udiff v0.4.2
 	github.com/cilium/tetragon/api v1.6.0
 	github.com/containerd/nri v0.12.5
 	github.com/containers/common v0.64.2
