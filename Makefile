@@ -46,8 +46,9 @@ FUZZ_TARGETS := ./internal/config:FuzzParse ./agentclient:FuzzWireRequest ./agen
 help: ## list the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-build: ## static podhook, podhook-agent, podhook-nri, podhook-sync and podhook-monitor in bin/
-	CGO_ENABLED=0 $(GO) build -tags $(GOTAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/podhook ./cmd/podhook
+build: ## static podhook (the hook: the stages only), podhook-ctl (every command), podhook-agent, podhook-nri, podhook-sync and podhook-monitor in bin/
+	CGO_ENABLED=0 $(GO) build -tags $(GOTAGS),hookonly -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/podhook ./cmd/podhook
+	CGO_ENABLED=0 $(GO) build -tags $(GOTAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/podhook-ctl ./cmd/podhook
 	CGO_ENABLED=0 $(GO) build -tags $(GOTAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/podhook-agent ./cmd/podhook-agent
 	CGO_ENABLED=0 $(GO) build -tags $(GOTAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/podhook-nri ./cmd/podhook-nri
 	CGO_ENABLED=0 $(GO) build -tags $(GOTAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/podhook-sync ./cmd/podhook-sync
@@ -62,6 +63,7 @@ lint: ## gofmt, go vet, and no build output tracked by git
 	@bash .ci/check-tracked
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags hookonly ./cmd/podhook
 	$(GO) vet -tags e2e,containerd,crio,k8s ./test/...
 
 helm-tool: ## build helm into HELM_TOOLS (once)

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-
-	"github.com/podhook/podhook/internal/hostpath"
 )
 
 // ErrAddress marks an agent address podhook cannot use.
@@ -32,19 +30,4 @@ func SocketPath(address string) (string, error) {
 		return "", fmt.Errorf("%w: %q: socket path longer than 107 bytes", ErrAddress, address)
 	}
 	return filepath.Clean(p), nil
-}
-
-// UnderRoot is an agent address as the host sees it, reached from a
-// container where the host's / is mounted at root: its symlinks resolve
-// inside root, as on the host.
-func UnderRoot(root, address string) (string, error) {
-	p, err := SocketPath(address)
-	if err != nil {
-		return "", err
-	}
-	h, err := hostpath.Resolve(root, p)
-	if err != nil {
-		return "", err
-	}
-	return "unix://" + h, nil
 }

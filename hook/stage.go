@@ -37,3 +37,11 @@ func ParseStage(s string) (Stage, error) {
 // IsCreate reports whether s runs before the container starts, so that a
 // non-zero exit stops it.
 func (s Stage) IsCreate() bool { return s != Poststop }
+
+// How a runtime runs the hook, as the registration says in --via:
+// ViaHooksD, a hooks.d file (read only by CRI-O and podman), or ViaNRI,
+// podhook-nri.
+const (
+	ViaHooksD = "hooksd"
+	ViaNRI    = "nri"
+)

@@ -1,3 +1,5 @@
+//go:build !hookonly
+
 package main
 
 import (
@@ -100,11 +102,10 @@ func installCommand() *cli.Command {
 			o.CRIODropin = c.Bool(flagCRIODropin)
 			o.Binary = c.String(flagBinary)
 			if o.Binary == "" {
-				exe, err := os.Executable()
-				if err != nil {
+				var err error
+				if o.Binary, err = hookBinary(); err != nil {
 					return err
 				}
-				o.Binary = exe
 			}
 			cfg, err := installConfig(c)
 			if err != nil {
@@ -304,4 +305,21 @@ func uninstallCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// hookBinary is the binary install puts on the host: this one, or, when
+// this is podhook-ctl (which the hook's own build runs for the commands
+// other than the stages), the hook's build next to it, "podhook".
+func hookBinary() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	if filepath.Base(exe) == "podhook-ctl" {
+		hook := filepath.Join(filepath.Dir(exe), "podhook")
+		if fi, err := os.Stat(hook); err == nil && fi.Mode().IsRegular() {
+			return hook, nil
+		}
+	}
+	return exe, nil
 }

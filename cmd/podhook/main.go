@@ -50,7 +50,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, start time.Ti
 		// command line application.
 		err = stageMain(st, args[2:], stdio{stdin, stdout, stderr}, start)
 	} else {
-		err = newApp(stdin, stdout, stderr, start).Run(args)
+		err = runCommand(args, stdin, stdout, stderr, start)
 	}
 	if err == nil {
 		return 0

@@ -11,8 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/podhook/podhook/hook"
 	"github.com/podhook/podhook/internal/config"
-	"github.com/podhook/podhook/internal/hooksd"
 	"github.com/podhook/podhook/resolver"
 )
 
@@ -119,12 +119,12 @@ func stageOnlySpecs() []flagSpec {
 // for any), or an error for a value podhook does not know.
 func (a stageArgs) runs() ([]resolver.Runtime, error) {
 	switch v := a.String(flagVia); v {
-	case "", hooksd.ViaNRI:
+	case "", hook.ViaNRI:
 		return nil, nil
-	case hooksd.ViaHooksD:
+	case hook.ViaHooksD:
 		return []resolver.Runtime{resolver.CRIO, resolver.Podman}, nil
 	default:
-		return nil, fmt.Errorf("--%s %q: want %s or %s", flagVia, v, hooksd.ViaHooksD, hooksd.ViaNRI)
+		return nil, fmt.Errorf("--%s %q: want %s or %s", flagVia, v, hook.ViaHooksD, hook.ViaNRI)
 	}
 }
 

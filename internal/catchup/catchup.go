@@ -17,6 +17,7 @@ import (
 	"github.com/podhook/podhook/agentclient"
 	"github.com/podhook/podhook/agentclient/agentv1"
 	"github.com/podhook/podhook/internal/config"
+	"github.com/podhook/podhook/internal/hostpath"
 	"github.com/podhook/podhook/resolver"
 )
 
@@ -175,7 +176,7 @@ func Clients(cfg config.Config, root string) (Fanout, func(), error) {
 		if a.Protocol != config.ProtocolPodhook {
 			continue
 		}
-		address, err := agentclient.UnderRoot(root, a.Address)
+		address, err := UnderRoot(root, a.Address)
 		if err != nil {
 			closeAll()
 			return nil, nil, err
@@ -192,4 +193,19 @@ func Clients(cfg config.Config, root string) (Fanout, func(), error) {
 		return nil, nil, ErrNoPodhookAgent
 	}
 	return out, closeAll, nil
+}
+
+// UnderRoot is an agent address as the host sees it, reached from a
+// container where the host's / is mounted at root: its symlinks resolve
+// inside root, as on the host.
+func UnderRoot(root, address string) (string, error) {
+	p, err := agentclient.SocketPath(address)
+	if err != nil {
+		return "", err
+	}
+	h, err := hostpath.Resolve(root, p)
+	if err != nil {
+		return "", err
+	}
+	return "unix://" + h, nil
 }

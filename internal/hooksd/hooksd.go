@@ -12,6 +12,7 @@ import (
 	rspec "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/podhook/podhook/agentclient"
+	"github.com/podhook/podhook/hook"
 	"github.com/podhook/podhook/internal/logfile"
 )
 
@@ -115,8 +116,8 @@ type Options struct {
 
 // The ways a runtime runs podhook, as the hook's --via takes them.
 const (
-	ViaHooksD = "hooksd"
-	ViaNRI    = "nri"
+	ViaHooksD = hook.ViaHooksD
+	ViaNRI    = hook.ViaNRI
 )
 
 // Registration builds and validates a hooks.d entry. when.always is true:

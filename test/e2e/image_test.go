@@ -43,7 +43,7 @@ func TestImageInstall(t *testing.T) {
 			}
 		}
 	}
-	if strings.Join(files, " ") != "podhook podhook-monitor podhook-nri podhook-sync" {
+	if strings.Join(files, " ") != "podhook podhook-ctl podhook-monitor podhook-nri podhook-sync" {
 		t.Fatalf("the image holds %q", files)
 	}
 	e := newEnv(t)

@@ -54,8 +54,13 @@ func setup() error {
 		return err
 	}
 	podhook, agentBin, tetragonAgentBin = filepath.Join(dir, "podhook"), filepath.Join(dir, "podhook-agent"), filepath.Join(dir, "tetragonagent")
-	// podhook-nri and podhook-sync too: the image holds them.
-	if err := harness.Build(map[string]string{podhook: "../../cmd/podhook", agentBin: "../../cmd/podhook-agent",
+	// As make build lays them out: podhook the hook's own build (the
+	// stages), podhook-ctl every command, which podhook runs for the
+	// others; podhook-nri and podhook-sync too: the image holds them.
+	if err := harness.BuildTagged(map[string]string{podhook: "../../cmd/podhook"}, harness.HookOnly); err != nil {
+		return err
+	}
+	if err := harness.Build(map[string]string{filepath.Join(dir, "podhook-ctl"): "../../cmd/podhook", agentBin: "../../cmd/podhook-agent",
 		filepath.Join(dir, "podhook-nri"): "../../cmd/podhook-nri", filepath.Join(dir, "podhook-sync"): "../../cmd/podhook-sync",
 		filepath.Join(dir, "podhook-monitor"): "../../cmd/podhook-monitor",
 		tetragonAgentBin:                      "../tetragonagent"}); err != nil {

@@ -27,9 +27,20 @@ const Tags = "urfave_cli_no_docs,grpcnotrace"
 
 // Build builds each package (a path go build accepts) into its binary path,
 // static and with the shipped tags.
-func Build(binaries map[string]string) error {
+func Build(binaries map[string]string) error { return BuildTagged(binaries, "") }
+
+// HookOnly is the tag of the hook's own build of cmd/podhook (make build's
+// bin/podhook): the stages only, every other command run by podhook-ctl.
+const HookOnly = "hookonly"
+
+// BuildTagged is Build with more build tags (comma-separated).
+func BuildTagged(binaries map[string]string, tags string) error {
+	all := Tags
+	if tags != "" {
+		all += "," + tags
+	}
 	for bin, pkg := range binaries {
-		cmd := exec.Command("go", "build", "-tags", Tags, "-trimpath", "-ldflags", "-s -w", "-o", bin, pkg)
+		cmd := exec.Command("go", "build", "-tags", all, "-trimpath", "-ldflags", "-s -w", "-o", bin, pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("build %s: %v\n%s", pkg, err, out)

@@ -1,8 +1,10 @@
-package agentclient
+package catchup
 
 import (
 	"errors"
 	"testing"
+
+	"github.com/podhook/podhook/agentclient"
 )
 
 func TestUnderRoot(t *testing.T) {
@@ -15,7 +17,7 @@ func TestUnderRoot(t *testing.T) {
 			t.Errorf("UnderRoot(%q, %q) = %q, %v; want %q", in[0], in[1], got, err, want)
 		}
 	}
-	if _, err := UnderRoot("/host", "tcp://10.0.0.1:1"); !errors.Is(err, ErrAddress) {
+	if _, err := UnderRoot("/host", "tcp://10.0.0.1:1"); !errors.Is(err, agentclient.ErrAddress) {
 		t.Errorf("tcp address: %v, want ErrAddress", err)
 	}
 }
