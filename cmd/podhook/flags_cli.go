@@ -58,4 +58,3 @@ func fromContext(c *cli.Context) cliSettings {
 }
 
 func (s cliSettings) isSet(name string) bool { return s.set[name] }
-

@@ -29,4 +29,3 @@ func stageCommand(st hook.Stage, start time.Time) *cli.Command {
 		},
 	}
 }
-
