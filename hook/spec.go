@@ -66,9 +66,13 @@ func ParseSpec(b []byte) (*Spec, error) {
 			return object(raw, &s.Root, func(r *rspec.Root, key string, raw []byte, escaped bool) error {
 				switch jsonscan.Lookup(key, 2, func(i int) string { return [...]string{"path", "readonly"}[i] }) {
 				case 0:
-					return optString(&r.Path, raw, escaped)
+					return jsonscan.SetString(&r.Path, raw, escaped)
 				case 1:
-					return optBool(&r.Readonly, raw)
+					v, ok, err := jsonscan.Bool(raw)
+					if ok {
+						r.Readonly = v
+					}
+					return err
 				}
 				return nil
 			})
@@ -77,7 +81,7 @@ func ParseSpec(b []byte) (*Spec, error) {
 		case strings.EqualFold(key, "linux"):
 			return object(raw, &s.Linux, func(l *specLinux, key string, raw []byte, escaped bool) error {
 				if strings.EqualFold(key, "cgroupsPath") {
-					return optString(&l.CgroupsPath, raw, escaped)
+					return jsonscan.SetString(&l.CgroupsPath, raw, escaped)
 				}
 				return nil
 			})
@@ -110,32 +114,13 @@ func object[T any](raw []byte, dst **T, field func(*T, string, []byte, bool) err
 		return nil
 	case '{':
 	default:
-		return fmt.Errorf("%w: cannot unmarshal %s into an object", jsonscan.ErrType, jsonscan.Kind(raw[0]))
+		return jsonscan.TypeError(raw, "an object")
 	}
 	if *dst == nil {
 		*dst = new(T)
 	}
 	v := *dst
 	return jsonscan.Members(raw, func(key string, raw []byte, escaped bool) error { return field(v, key, raw, escaped) })
-}
-
-func optString(dst *string, raw []byte, escaped bool) error {
-	v, ok, err := jsonscan.OptString(raw, escaped)
-	if ok {
-		*dst = v
-	}
-	return err
-}
-
-func optBool(dst *bool, raw []byte) error {
-	switch string(raw) {
-	case "null":
-	case "true", "false":
-		*dst = raw[0] == 't'
-	default:
-		return fmt.Errorf("%w: cannot unmarshal %s into a boolean", jsonscan.ErrType, jsonscan.Kind(raw[0]))
-	}
-	return nil
 }
 
 var mountFields = [...]string{"destination", "type", "source", "options", "uidMappings", "gidMappings"}
@@ -149,7 +134,7 @@ func mounts(raw []byte, dst *[]rspec.Mount) error {
 		return nil
 	}
 	if raw[0] != '[' {
-		return fmt.Errorf("%w: cannot unmarshal %s into a list of mounts", jsonscan.ErrType, jsonscan.Kind(raw[0]))
+		return jsonscan.TypeError(raw, "a list of mounts")
 	}
 	out := (*dst)[:0]
 	err := jsonscan.Elements(raw, func(e []byte, _ bool) error {
@@ -160,16 +145,16 @@ func mounts(raw []byte, dst *[]rspec.Mount) error {
 			return nil
 		case '{':
 		default:
-			return fmt.Errorf("%w: cannot unmarshal %s into a mount", jsonscan.ErrType, jsonscan.Kind(e[0]))
+			return jsonscan.TypeError(e, "a mount")
 		}
 		return jsonscan.Members(e, func(key string, raw []byte, escaped bool) error {
 			switch jsonscan.Lookup(key, len(mountFields), func(i int) string { return mountFields[i] }) {
 			case 0:
-				return optString(&m.Destination, raw, escaped)
+				return jsonscan.SetString(&m.Destination, raw, escaped)
 			case 1:
-				return optString(&m.Type, raw, escaped)
+				return jsonscan.SetString(&m.Type, raw, escaped)
 			case 2:
-				return optString(&m.Source, raw, escaped)
+				return jsonscan.SetString(&m.Source, raw, escaped)
 			case 3:
 				return jsonscan.Strings(raw, &m.Options)
 			case 4:

@@ -59,23 +59,9 @@ func decode(b []byte, c *Config) error {
 	})
 }
 
-// typeError is encoding/json's error for a value of the wrong type.
-func typeError(raw []byte, want string) error {
-	return fmt.Errorf("json: cannot unmarshal %s into a %s", jsonscan.Kind(raw[0]), want)
-}
-
-// stringValue decodes a string or null (ok false, nothing to set).
-func stringValue(raw []byte, escaped bool) (string, bool, error) {
-	return jsonscan.OptString(raw, escaped)
-}
-
 func str(field func(*Config) *string) fieldFunc {
 	return func(c *Config, raw []byte, escaped bool) error {
-		v, ok, err := stringValue(raw, escaped)
-		if ok {
-			*field(c) = v
-		}
-		return err
+		return jsonscan.SetString(field(c), raw, escaped)
 	}
 }
 
@@ -83,7 +69,7 @@ func str(field func(*Config) *string) fieldFunc {
 // from a string; null leaves it.
 func duration(field func(*Config) *Duration) fieldFunc {
 	return func(c *Config, raw []byte, escaped bool) error {
-		v, ok, err := stringValue(raw, escaped)
+		v, ok, err := jsonscan.OptString(raw, escaped)
 		if ok {
 			err = field(c).UnmarshalText([]byte(v))
 		}
@@ -91,25 +77,22 @@ func duration(field func(*Config) *Duration) fieldFunc {
 	}
 }
 
-// intValue decodes an integer as encoding/json decodes into int.
-func intValue(raw []byte) (int, error) {
-	n, _, err := jsonscan.Int(raw, strconv.IntSize)
-	return int(n), err
+// setIntPtr decodes an int into a *int as encoding/json does: null sets
+// it to nil.
+func setIntPtr(dst **int, raw []byte) error {
+	n, ok, err := jsonscan.Int(raw, strconv.IntSize)
+	switch {
+	case ok:
+		v := int(n)
+		*dst = &v
+	case err == nil:
+		*dst = nil // null
+	}
+	return err
 }
 
-// intPtr decodes a *int: null sets it to nil, as encoding/json does.
 func intPtr(field func(*Config) **int) fieldFunc {
-	return func(c *Config, raw []byte, _ bool) error {
-		if raw[0] == 'n' {
-			*field(c) = nil
-			return nil
-		}
-		n, err := intValue(raw)
-		if err == nil {
-			*field(c) = &n
-		}
-		return err
-	}
+	return func(c *Config, raw []byte, _ bool) error { return setIntPtr(field(c), raw) }
 }
 
 // strs decodes a []string (jsonscan.Strings).
@@ -122,40 +105,20 @@ var agentFields = []struct {
 	name string
 	set  func(a *Agent, raw []byte, escaped bool) error
 }{
-	{"name", func(a *Agent, raw []byte, escaped bool) error { return setString(&a.Name, raw, escaped) }},
-	{"address", func(a *Agent, raw []byte, escaped bool) error { return setString(&a.Address, raw, escaped) }},
-	{"protocol", func(a *Agent, raw []byte, escaped bool) error { return setString(&a.Protocol, raw, escaped) }},
-	{"agent_uid", func(a *Agent, raw []byte, _ bool) error {
-		if raw[0] == 'n' {
-			a.AgentUID = nil
-			return nil
-		}
-		n, err := intValue(raw)
-		if err == nil {
-			a.AgentUID = &n
+	{"name", func(a *Agent, raw []byte, escaped bool) error { return jsonscan.SetString(&a.Name, raw, escaped) }},
+	{"address", func(a *Agent, raw []byte, escaped bool) error { return jsonscan.SetString(&a.Address, raw, escaped) }},
+	{"protocol", func(a *Agent, raw []byte, escaped bool) error { return jsonscan.SetString(&a.Protocol, raw, escaped) }},
+	{"agent_uid", func(a *Agent, raw []byte, _ bool) error { return setIntPtr(&a.AgentUID, raw) }},
+	{"required", func(a *Agent, raw []byte, _ bool) error {
+		v, ok, err := jsonscan.Bool(raw)
+		switch {
+		case ok:
+			a.Required = &v
+		case err == nil:
+			a.Required = nil // null
 		}
 		return err
 	}},
-	{"required", func(a *Agent, raw []byte, _ bool) error {
-		switch string(raw) {
-		case "null":
-			a.Required = nil
-		case "true", "false":
-			v := raw[0] == 't'
-			a.Required = &v
-		default:
-			return typeError(raw, "boolean")
-		}
-		return nil
-	}},
-}
-
-func setString(dst *string, raw []byte, escaped bool) error {
-	v, ok, err := stringValue(raw, escaped)
-	if ok {
-		*dst = v
-	}
-	return err
 }
 
 // parseAgents decodes the agents list: null sets it to nil, a null entry
@@ -166,14 +129,14 @@ func parseAgents(c *Config, raw []byte, _ bool) error {
 		return nil
 	}
 	if raw[0] != '[' {
-		return typeError(raw, "list of agents")
+		return jsonscan.TypeError(raw, "a list of agents")
 	}
 	out := c.Agents[:0] // as strs: an earlier list's array is reused
 	err := jsonscan.Elements(raw, func(e []byte, _ bool) error {
 		out = jsonscan.Extend(out)
 		a := &out[len(out)-1]
 		if e[0] != '{' && e[0] != 'n' {
-			return typeError(e, "agent")
+			return jsonscan.TypeError(e, "an agent")
 		}
 		return jsonscan.Members(e, func(key string, v []byte, escaped bool) error {
 			i := jsonscan.Lookup(key, len(agentFields), func(i int) string { return agentFields[i].name })

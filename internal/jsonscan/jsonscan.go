@@ -33,32 +33,7 @@ const maxDepth = 10000
 // escaped when it is a string holding an escape), in document order. A top-level null has no members; another non-object
 // value is an error, as encoding/json gives for a struct.
 func Members(b []byte, fn MemberFunc) error {
-	s := scanner{b: b}
-	s.ws()
-	if s.i >= len(b) {
-		return fmt.Errorf("%w: empty", ErrJSON)
-	}
-	switch c := b[s.i]; {
-	case c == '{':
-		if err := s.object(1, fn); err != nil {
-			return err
-		}
-	case c == 'n':
-		if err := s.value(0); err != nil {
-			return err
-		}
-	default:
-		start := s.i
-		if err := s.value(0); err != nil {
-			return err
-		}
-		return fmt.Errorf("%w: a %s where an object belongs", ErrJSON, kind(b[start]))
-	}
-	s.ws()
-	if s.i != len(b) {
-		return s.fail("after the top-level value")
-	}
-	return nil
+	return container(b, '{', "object", func(s *scanner) error { return s.object(1, fn) })
 }
 
 // ElementFunc gets an array's element: raw, valid JSON; escaped when it is
@@ -69,14 +44,21 @@ type ElementFunc func(raw []byte, escaped bool) error
 // calls fn with each element in order. A top-level null has no elements;
 // another value is an error, as encoding/json gives for a slice.
 func Elements(b []byte, fn ElementFunc) error {
+	return container(b, '[', "array", func(s *scanner) error { return s.array(1, fn) })
+}
+
+// container checks that b is one valid JSON value: one that opens with
+// open goes to body; null has nothing in it; another value is an error
+// naming what belongs there (what).
+func container(b []byte, open byte, what string, body func(*scanner) error) error {
 	s := scanner{b: b}
 	s.ws()
 	if s.i >= len(b) {
 		return fmt.Errorf("%w: empty", ErrJSON)
 	}
 	switch c := b[s.i]; {
-	case c == '[':
-		if err := s.array(1, fn); err != nil {
+	case c == open:
+		if err := body(&s); err != nil {
 			return err
 		}
 	case c == 'n':
@@ -88,7 +70,7 @@ func Elements(b []byte, fn ElementFunc) error {
 		if err := s.value(0); err != nil {
 			return err
 		}
-		return fmt.Errorf("%w: a %s where an array belongs", ErrJSON, Kind(b[start]))
+		return fmt.Errorf("%w: a %s where an %s belongs", ErrJSON, Kind(b[start]), what)
 	}
 	s.ws()
 	if s.i != len(b) {
@@ -99,23 +81,17 @@ func Elements(b []byte, fn ElementFunc) error {
 
 // Kind names the JSON type of a value starting with c.
 func Kind(c byte) string {
-	if c == '{' {
-		return "object"
-	}
-	if c == 'n' {
-		return "null"
-	}
-	return kind(c)
-}
-
-func kind(c byte) string {
 	switch c {
+	case '{':
+		return "object"
 	case '[':
 		return "array"
 	case '"':
 		return "string"
 	case 't', 'f':
 		return "boolean"
+	case 'n':
+		return "null"
 	}
 	return "number"
 }
@@ -471,7 +447,7 @@ func Int(raw []byte, bitSize int) (v int64, ok bool, err error) {
 	case raw[0] == 'n':
 		return 0, false, nil
 	case raw[0] != '-' && (raw[0] < '0' || raw[0] > '9'):
-		return 0, false, fmt.Errorf("%w: cannot unmarshal %s into an integer", ErrType, Kind(raw[0]))
+		return 0, false, TypeError(raw, "an integer")
 	}
 	v, err = strconv.ParseInt(string(raw), 10, bitSize)
 	if err != nil {
@@ -483,6 +459,33 @@ func Int(raw []byte, bitSize int) (v int64, ok bool, err error) {
 // ErrType marks a value of the wrong type for where it is decoded.
 var ErrType = errors.New("json: wrong type")
 
+// TypeError is ErrType for raw, a value of the wrong type where want (a
+// string, a list of mounts, ...) belongs.
+func TypeError(raw []byte, want string) error {
+	return fmt.Errorf("%w: cannot unmarshal %s into %s", ErrType, Kind(raw[0]), want)
+}
+
+// SetString decodes a string value into *dst as encoding/json does: null
+// leaves it; another type is an error.
+func SetString(dst *string, raw []byte, escaped bool) error {
+	v, ok, err := OptString(raw, escaped)
+	if ok {
+		*dst = v
+	}
+	return err
+}
+
+// Bool decodes a boolean value; ok is false for null.
+func Bool(raw []byte) (v, ok bool, err error) {
+	switch string(raw) {
+	case "null":
+		return false, false, nil
+	case "true", "false":
+		return raw[0] == 't', true, nil
+	}
+	return false, false, TypeError(raw, "a boolean")
+}
+
 // OptString decodes a string value; ok is false for null (encoding/json
 // leaves a string as it is); another type is an error.
 func OptString(raw []byte, escaped bool) (v string, ok bool, err error) {
@@ -493,7 +496,7 @@ func OptString(raw []byte, escaped bool) (v string, ok bool, err error) {
 		v, err = String(raw, escaped)
 		return v, err == nil, err
 	}
-	return "", false, fmt.Errorf("%w: cannot unmarshal %s into a string", ErrType, Kind(raw[0]))
+	return "", false, TypeError(raw, "a string")
 }
 
 // Strings decodes a list of strings into dst as encoding/json decodes into
@@ -506,7 +509,7 @@ func Strings(raw []byte, dst *[]string) error {
 		return nil
 	}
 	if raw[0] != '[' {
-		return fmt.Errorf("%w: cannot unmarshal %s into a list of strings", ErrType, Kind(raw[0]))
+		return TypeError(raw, "a list of strings")
 	}
 	out := (*dst)[:0]
 	err := Elements(raw, func(e []byte, escaped bool) error {
