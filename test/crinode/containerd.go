@@ -1,13 +1,11 @@
 package crinode
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/distribution/reference"
@@ -121,36 +119,13 @@ func (c *Containerd) Start(ready func() error) error {
 			return err
 		}
 	}
-	logf, err := os.OpenFile(c.path("containerd.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
 	c.cmd = exec.Command(filepath.Join(c.Bin, "containerd"), "--config", c.path("config.toml"))
-	c.cmd.Env, c.cmd.Stdout, c.cmd.Stderr = c.Env(), logf, logf
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := c.cmd.Start(); err != nil {
-		return err
+	c.cmd.Env = c.Env()
+	exited, err := startDaemon(c.cmd, c.path("containerd.log"), false, 30*time.Second, ready)
+	if exited {
+		c.cmd = nil
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- c.cmd.Wait() }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if ready() == nil {
-			go func() { <-exited }()
-			return nil
-		}
-		select {
-		case err := <-exited:
-			c.cmd = nil
-			return fmt.Errorf("containerd exited: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			return errors.New("containerd did not become ready in 30 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return err
 }
 
 // Running reports whether Start started containerd and Stop has not
@@ -164,13 +139,7 @@ func (c *Containerd) Stop() {
 	if c.cmd == nil {
 		return
 	}
-	pid := c.cmd.Process.Pid
-	syscall.Kill(pid, syscall.SIGTERM)
-	deadline := time.Now().Add(20 * time.Second)
-	for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	syscall.Kill(pid, syscall.SIGKILL)
+	stopDaemon(c.cmd, false)
 	c.cmd = nil
 	os.Remove(c.Address)
 	os.Remove(c.Address + ".ttrpc")

@@ -2,7 +2,6 @@ package crinode
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -178,39 +177,14 @@ func (c *CRIO) Push(src, name string) error {
 // Start starts CRI-O and waits until ready answers; an early exit is an
 // error (a hooks.d file that does not parse stops CRI-O at start).
 func (c *CRIO) Start(ready func() error) error {
-	logf, err := os.OpenFile(c.path("crio.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
 	c.cmd = exec.Command(filepath.Join(c.Bin, "crio"), "--config", c.path("crio.conf"), "--config-dir", c.path("crio.conf.d"), "--log-level", "info")
-	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	c.cmd.Env = append(os.Environ(), c.Env...)
-	// Its own process group, which Stop signals by PID; and SIGTERM
-	// should the suite itself die (a panic skips its cleanup).
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := c.cmd.Start(); err != nil {
-		return err
+	// Its own process group, which Stop signals by PID.
+	exited, err := startDaemon(c.cmd, c.path("crio.log"), true, 60*time.Second, ready)
+	if exited {
+		c.cmd = nil
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- c.cmd.Wait() }()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if ready() == nil {
-			go func() { <-exited }()
-			return nil
-		}
-		select {
-		case err := <-exited:
-			c.cmd = nil
-			return fmt.Errorf("crio exited: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			return errors.New("CRI-O did not become ready in 60 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return err
 }
 
 // Running reports whether Start started CRI-O and Stop has not stopped it.
@@ -222,13 +196,7 @@ func (c *CRIO) Stop() {
 	if c.cmd == nil {
 		return
 	}
-	pid := c.cmd.Process.Pid
-	syscall.Kill(-pid, syscall.SIGTERM)
-	deadline := time.Now().Add(20 * time.Second)
-	for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	syscall.Kill(-pid, syscall.SIGKILL)
+	stopDaemon(c.cmd, true)
 	c.cmd = nil
 }
 
