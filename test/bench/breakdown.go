@@ -29,28 +29,17 @@ import (
 // the parts of an invocation on their own (reading and resolving, the log,
 // the request against an empty one).
 func breakdown(o options) error {
-	work, err := os.MkdirTemp("", "phd-")
+	work, floors, err := prepare(&o, "phd-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-	floors, err := buildFloors(work)
+	sock := filepath.Join(work, "agent.sock")
+	stop, err := startAgent(o.agent, sock)
 	if err != nil {
 		return err
 	}
-	rsswrap = floors["rsswrap"]
-	if o.podhook, err = installed(o.podhook, work); err != nil {
-		return err
-	}
-	sock := filepath.Join(work, "agent.sock")
-	agent := exec.Command(o.agent, "--socket", sock, "--events", "/dev/null")
-	if err := agent.Start(); err != nil {
-		return err
-	}
-	defer func() { agent.Process.Kill(); agent.Wait() }()
-	if err := waitSocket(sock); err != nil {
-		return err
-	}
+	defer stop()
 	state, _, err := makeBundle(o.fixtures, filepath.Join(work, "bundle"), 0, nil)
 	if err != nil {
 		return err

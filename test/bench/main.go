@@ -106,38 +106,24 @@ type Results struct {
 }
 
 func run(o options) error {
-	work, err := os.MkdirTemp("", "phb-")
+	work, floors, err := prepare(&o, "phb-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-	floors, err := buildFloors(work)
+	sock := filepath.Join(work, "agent.sock")
+	stop, err := startAgent(o.agent, sock)
 	if err != nil {
 		return err
 	}
-	rsswrap = floors["rsswrap"]
-	if o.podhook, err = installed(o.podhook, work); err != nil {
-		return err
-	}
-	sock := filepath.Join(work, "agent.sock")
-	agent := exec.Command(o.agent, "--socket", sock, "--events", "/dev/null")
-	if err := agent.Start(); err != nil {
-		return err
-	}
-	defer func() { agent.Process.Signal(syscall.SIGTERM); agent.Wait() }()
-	if err := waitSocket(sock); err != nil {
-		return err
-	}
+	defer stop()
 	// A second agent, for the rows that show a create to two at once.
 	sock2 := filepath.Join(work, "agent2.sock")
-	agent2 := exec.Command(o.agent, "--socket", sock2, "--events", "/dev/null")
-	if err := agent2.Start(); err != nil {
+	stop2, err := startAgent(o.agent, sock2)
+	if err != nil {
 		return err
 	}
-	defer func() { agent2.Process.Signal(syscall.SIGTERM); agent2.Wait() }()
-	if err := waitSocket(sock2); err != nil {
-		return err
-	}
+	defer stop2()
 	stale := filepath.Join(work, "stale.sock")
 	if l, err := net.Listen("unix", stale); err == nil {
 		l.(*net.UnixListener).SetUnlinkOnClose(false)
@@ -606,6 +592,37 @@ func buildFloors(dir string) (map[string]string, error) {
 		out[name] = p
 	}
 	return out, nil
+}
+
+// prepare makes the run's work directory, builds the floors there and
+// points o.podhook at a copy of it (installed); the caller removes work.
+func prepare(o *options, prefix string) (work string, floors map[string]string, err error) {
+	if work, err = os.MkdirTemp("", prefix); err != nil {
+		return "", nil, err
+	}
+	if floors, err = buildFloors(work); err == nil {
+		rsswrap = floors["rsswrap"]
+		o.podhook, err = installed(o.podhook, work)
+	}
+	if err != nil {
+		os.RemoveAll(work)
+	}
+	return work, floors, err
+}
+
+// startAgent runs podhook-agent on sock, recording nothing, and waits
+// until it listens; stop ends it.
+func startAgent(bin, sock string) (stop func(), err error) {
+	agent := exec.Command(bin, "--socket", sock, "--events", "/dev/null")
+	if err := agent.Start(); err != nil {
+		return nil, err
+	}
+	stop = func() { agent.Process.Signal(syscall.SIGTERM); agent.Wait() }
+	if err := waitSocket(sock); err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
 }
 
 func waitSocket(path string) error {
