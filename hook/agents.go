@@ -24,11 +24,6 @@ type Peer struct {
 	Agent    Agent
 }
 
-// Single is the one required agent the single-agent settings configure.
-func Single(a Agent, protocol string) []Peer {
-	return []Peer{{Name: "agent", Protocol: protocol, Required: true, Agent: a}}
-}
-
 // Outcome is what one agent made of an invocation.
 type Outcome struct {
 	Name, Protocol string

@@ -63,7 +63,7 @@ func allocated(t *testing.T, state []byte, stage Stage) (uint64, map[string]any)
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	Run(context.Background(), bytes.NewReader(state), Single(downAgent{}, ""), opts, lg)
+	Run(context.Background(), bytes.NewReader(state), single(downAgent{}), opts, lg)
 	runtime.ReadMemStats(&after)
 	var rec map[string]any
 	if err := json.Unmarshal(log.Bytes(), &rec); err != nil {

@@ -13,6 +13,9 @@ import (
 	"github.com/podhook/podhook/agentclient/agentv1"
 )
 
+// single is the one required agent the single-agent settings configure.
+func single(a Agent) []Peer { return []Peer{{Name: "agent", Protocol: "podhook.v1", Required: true, Agent: a}} }
+
 // panickingAgent panics inside the call, as a bug in the client path would.
 type panickingAgent struct{}
 
@@ -43,7 +46,7 @@ func TestPanicGoesThroughTheFailCheck(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var log bytes.Buffer
 			opts := Options{Stage: tc.stage, Start: time.Now(), Policy: Policy{Namespaces: tc.allow}, Safe: SafePolicy("")}
-			res := Run(context.Background(), bytes.NewReader(fixtureState(t, dir)), Single(panickingAgent{}, ""), opts, slog.New(slog.NewJSONHandler(&log, nil)))
+			res := Run(context.Background(), bytes.NewReader(fixtureState(t, dir)), single(panickingAgent{}), opts, slog.New(slog.NewJSONHandler(&log, nil)))
 			if res.Allow != tc.allowed || !errors.Is(res.AgentErr, ErrInternal) {
 				t.Fatalf("allow=%v err=%v, want allow=%v and ErrInternal", res.Allow, res.AgentErr, tc.allowed)
 			}
