@@ -200,6 +200,26 @@ func agentReceived(t *testing.T) []harness.Event {
 	return evs
 }
 
+// waitReceived waits until the reference agent has received an event
+// that match accepts, and returns it; the test fails at timeout.
+func waitReceived(t *testing.T, what string, timeout time.Duration, match func(harness.Event) bool) harness.Event {
+	t.Helper()
+	var got harness.Event
+	err := n.waitFor(what, timeout, func() error {
+		for _, ev := range agentReceived(t) {
+			if match(ev) {
+				got = ev
+				return nil
+			}
+		}
+		return errNotYet
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 // cleanHost removes what an install left on the host, should a test stop
 // before its uninstall: a registration whose binary is gone would fail
 // every container on this machine.
@@ -304,19 +324,9 @@ func deployAndUninstall(t *testing.T, v variant, podName string) {
 	}
 
 	uid := runPod(t, "tenant-a", podName)
-	var got *harness.Event
-	err := n.waitFor("the agent's create for tenant-a/"+podName, 30*time.Second, func() error {
-		for _, ev := range agentReceived(t) {
-			if ev.RPC == "CreateContainer" && ev.Request.Pod.UID == uid && ev.Request.Stage != "sync" {
-				got = &ev
-				return nil
-			}
-		}
-		return errNotYet
+	got := waitReceived(t, "the agent's create for tenant-a/"+podName, 30*time.Second, func(ev harness.Event) bool {
+		return ev.RPC == "CreateContainer" && ev.Request.Pod.UID == uid && ev.Request.Stage != "sync"
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := got.Request
 	if r.Pod.Namespace != "tenant-a" || r.Pod.Name != podName || r.Container.Name != "app" || r.Container.Runtime != v.runtime ||
 		!r.Identity.Trusted || r.Identity.Source != v.source || r.Container.Pid <= 0 {
@@ -325,19 +335,9 @@ func deployAndUninstall(t *testing.T, v variant, podName string) {
 	t.Logf("the agent received at %s: tenant-a/%s (uid %s), container app (pid %d), %s, trusted, source %s",
 		r.Stage, podName, uid, r.Container.Pid, r.Container.Runtime, r.Identity.Source)
 
-	var synced *harness.Event
-	err = n.waitFor("the sync of tenant-a/"+podName+"-early", 60*time.Second, func() error {
-		for _, ev := range agentReceived(t) {
-			if ev.RPC == "CreateContainer" && ev.Request.Pod.UID == earlyUID && ev.Request.AlreadyRunning {
-				synced = &ev
-				return nil
-			}
-		}
-		return errNotYet
+	synced := waitReceived(t, "the sync of tenant-a/"+podName+"-early", 60*time.Second, func(ev harness.Event) bool {
+		return ev.RPC == "CreateContainer" && ev.Request.Pod.UID == earlyUID && ev.Request.AlreadyRunning
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The keeper's sync reads the runtime's CRI records; under NRI,
 	// podhook-nri also reports what was created while it was away.
 	r = synced.Request
@@ -378,17 +378,9 @@ func deployAndUninstall(t *testing.T, v variant, podName string) {
 			t.Fatalf("after the upgrade the DaemonSet runs %q", img)
 		}
 		uid := runPod(t, "tenant-a", podName+"-upgraded")
-		err := n.waitFor("the agent's create after the upgrade", 30*time.Second, func() error {
-			for _, ev := range agentReceived(t) {
-				if ev.RPC == "CreateContainer" && ev.Request.Pod.UID == uid && ev.Request.Identity.Trusted {
-					return nil
-				}
-			}
-			return errNotYet
+		waitReceived(t, "the agent's create after the upgrade", 30*time.Second, func(ev harness.Event) bool {
+			return ev.RPC == "CreateContainer" && ev.Request.Pod.UID == uid && ev.Request.Identity.Trusted
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
 		t.Logf("upgraded to podhook:%s: the next pod's identity reached the agent", nextTag(t))
 	}
 
@@ -547,17 +539,9 @@ func TestAgentDownFailsClosed(t *testing.T) {
 		t.Fatal("the hook's log has no fail-open record for the agent's new pod")
 	}
 	uid = runPod(t, "tenant-b", "after-restart")
-	err = n.waitFor("the new agent's create for tenant-b/after-restart", 30*time.Second, func() error {
-		for _, ev := range agentReceived(t) {
-			if ev.RPC == "CreateContainer" && ev.Request.Pod.UID == uid && ev.Request.Identity.Trusted {
-				return nil
-			}
-		}
-		return errNotYet
+	waitReceived(t, "the new agent's create for tenant-b/after-restart", 30*time.Second, func(ev harness.Event) bool {
+		return ev.RPC == "CreateContainer" && ev.Request.Pod.UID == uid && ev.Request.Identity.Trusted
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Logf("the agent's pod deleted: its new pod started failing open, and the next tenant pod reached it")
 }
 
