@@ -14,7 +14,9 @@ import (
 )
 
 // single is the one required agent the single-agent settings configure.
-func single(a Agent) []Peer { return []Peer{{Name: "agent", Protocol: "podhook.v1", Required: true, Agent: a}} }
+func single(a Agent) []Peer {
+	return []Peer{{Name: "agent", Protocol: "podhook.v1", Required: true, Agent: a}}
+}
 
 // panickingAgent panics inside the call, as a bug in the client path would.
 type panickingAgent struct{}
