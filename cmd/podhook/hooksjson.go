@@ -17,7 +17,7 @@ func hooksJSONCommand() *cli.Command {
 			&cli.StringFlag{Name: "stage", Value: "createRuntime", Usage: "createRuntime or poststop"},
 			&cli.IntFlag{Name: "hook-timeout", Value: hooksd.DefaultTimeout, Usage: "the runtime's timeout for the hook, seconds (keep it well above --timeout)"},
 			&cli.StringSliceFlag{Name: "arg", Usage: "extra argument after the stage (repeatable), e.g. --arg=--config --arg=/opt/podhook/podhook-config.json"},
-			&cli.StringSliceFlag{Name: "env", Usage: "the hook's environment, NAME=VALUE (repeatable; default: PATH only)"},
+			&cli.StringSliceFlag{Name: "env", Usage: "the hook's environment, NAME=VALUE (repeatable; default: PATH and GOMAXPROCS=1)"},
 		},
 		Action: func(c *cli.Context) error {
 			h, err := hooksd.Registration(hooksd.Options{

@@ -54,7 +54,10 @@ func breakdown(o options) error {
 
 	var t table
 	fmt.Fprintf(os.Stderr, "breakdown: whole process, %d interleaved rounds...\n", o.runs)
-	stats, err := alternate([]command{{Name: "noop", Args: noopArgs}, {Name: "floor", Args: floorArgs}, {Name: "hook", Args: hookArgs}}, o.warmup, o.runs)
+	// The hook runs as registered (hooksd.DefaultEnv), the floor with the
+	// same GOMAXPROCS=1: what is left between them is the hook's own.
+	stats, err := alternate([]command{{Name: "noop", Args: noopArgs, Env: bareEnv}, {Name: "floor", Args: floorArgs, Env: floorEnv},
+		{Name: "hook", Args: hookArgs, Env: hookEnv}}, o.warmup, o.runs)
 	if err != nil {
 		return err
 	}
@@ -63,15 +66,15 @@ func breakdown(o options) error {
 		by[s.Name] = s
 	}
 	gap := by["hook"].MedianMS - by["floor"].MedianMS
-	t.row("whole process, median of interleaved runs", ms(by["hook"].MedianMS), ms(by["floor"].MedianMS),
+	t.row("whole process, median of interleaved runs (both GOMAXPROCS=1)", ms(by["hook"].MedianMS), ms(by["floor"].MedianMS),
 		fmt.Sprintf("**%+.2f ms** (ratio %.3f; a Go program that does nothing: %.2f ms)", gap, by["hook"].MedianMS/by["floor"].MedianMS, by["noop"].MedianMS))
 
 	fmt.Fprintln(os.Stderr, "breakdown: package initialisation...")
-	hookInit, err := inittrace(hookArgs, 40)
+	hookInit, err := inittrace(hookArgs, hookEnv, 40)
 	if err != nil {
 		return err
 	}
-	floorInit, err := inittrace(floorArgs, 40)
+	floorInit, err := inittrace(floorArgs, floorEnv, 40)
 	if err != nil {
 		return err
 	}
@@ -90,8 +93,8 @@ func breakdown(o options) error {
 	t.row("… of which packages only the hook links", ms(onlySum), "", strings.Join(only, ", "))
 
 	fmt.Fprintln(os.Stderr, "breakdown: perf stat...")
-	hp, herr := perfStat(hookArgs, 40)
-	fp, ferr := perfStat(floorArgs, 40)
+	hp, herr := perfStat(hookArgs, hookEnv, 40)
+	fp, ferr := perfStat(floorArgs, floorEnv, 40)
 	if herr == nil && ferr == nil {
 		t.row("page faults (`perf stat`, mean)", fmt.Sprintf("%.0f", hp["page-faults"]), fmt.Sprintf("%.0f", fp["page-faults"]),
 			fmt.Sprintf("%+.0f", hp["page-faults"]-fp["page-faults"]))
@@ -104,8 +107,8 @@ func breakdown(o options) error {
 	t.row("binary, stripped", mb(hb.Size()), mb(fb.Size()), fmt.Sprintf("%+.2f MB", float64(hb.Size()-fb.Size())/1e6))
 
 	fmt.Fprintln(os.Stderr, "breakdown: strace -c...")
-	hs, herr := straceCount(hookArgs)
-	fs, ferr := straceCount(floorArgs)
+	hs, herr := straceCount(hookArgs, hookEnv)
+	fs, ferr := straceCount(floorArgs, floorEnv)
 	if herr == nil && ferr == nil {
 		var more []string
 		for _, name := range sortedByDiff(hs, fs) {
@@ -181,12 +184,12 @@ func (in inits) order() []string {
 
 // inittrace runs args n times with GODEBUG=inittrace=1 and parses its
 // lines: "init <pkg> @<t> ms, <clock> ms clock, <bytes> bytes, <n> allocs".
-func inittrace(args []string, n int) (inits, error) {
+func inittrace(args, env []string, n int) (inits, error) {
 	per := map[string][]float64{}
 	var totals []float64
 	for range n {
 		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Env = []string{"PATH=/usr/bin:/bin", "GODEBUG=inittrace=1"}
+		cmd.Env = append(slices.Clip(env), "GODEBUG=inittrace=1")
 		var errb bytes.Buffer
 		cmd.Stderr = &errb
 		cmd.Run()
@@ -225,9 +228,9 @@ func median(vs []float64) float64 {
 
 // perfStat runs args n times under perf stat and returns the mean of each
 // software event (task-clock in ms).
-func perfStat(args []string, n int) (map[string]float64, error) {
+func perfStat(args, env []string, n int) (map[string]float64, error) {
 	cmd := exec.Command("perf", append([]string{"stat", "-x", ",", "-e", "page-faults,task-clock", "-r", strconv.Itoa(n), "--"}, args...)...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.Env = env
 	var errb bytes.Buffer
 	cmd.Stderr, cmd.Stdout = &errb, io.Discard
 	if err := cmd.Run(); err != nil {
@@ -255,7 +258,7 @@ func perfStat(args []string, n int) (map[string]float64, error) {
 
 // straceCount runs args once under strace -f -c and returns the calls of
 // each system call.
-func straceCount(args []string) (map[string]int, error) {
+func straceCount(args, env []string) (map[string]int, error) {
 	out, err := os.CreateTemp("", "phd-strace-")
 	if err != nil {
 		return nil, err
@@ -263,7 +266,7 @@ func straceCount(args []string) (map[string]int, error) {
 	defer os.Remove(out.Name())
 	out.Close()
 	cmd := exec.Command("strace", append([]string{"-f", "-c", "-o", out.Name(), "--"}, args...)...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.Env = env
 	if b, err := cmd.CombinedOutput(); err != nil {
 		if _, ok := err.(*exec.ExitError); !ok {
 			return nil, fmt.Errorf("strace: %v: %s", err, b)

@@ -31,6 +31,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/podhook/podhook/internal/hooksd"
 	"github.com/podhook/podhook/test/harness"
 )
 
@@ -77,9 +78,19 @@ func main() {
 type command struct {
 	Name  string   `json:"name"`
 	Args  []string `json:"args"`
+	Env   []string `json:"env"`
 	stdin string
 	code  int // expected exit code
 }
+
+// The environments commands run with: a hook's is its registration's (what
+// CRI-O, podman and podhook-nri pass it); a floor's is bare, as any grpc-go
+// program runs, or the hook's setting for the Go runtime alone.
+var (
+	bareEnv  = []string{"PATH=/usr/bin:/bin"}
+	hookEnv  = hooksd.DefaultEnv
+	floorEnv = append(slices.Clip(bareEnv), "GOMAXPROCS=1")
+)
 
 // Stats summarise one command's runs.
 type Stats struct {
@@ -150,7 +161,7 @@ func run(o options) error {
 	hook := func(name, state, address string, code int, extra ...string) command {
 		args := append([]string{o.podhook, "createRuntime", "--agent-address", "unix://" + address,
 			"--log-file", filepath.Join(work, "log", name+".log"), "--config", filepath.Join(work, "none.json")}, extra...)
-		return command{Name: name, Args: args, stdin: state, code: code}
+		return command{Name: name, Args: args, Env: hookEnv, stdin: state, code: code}
 	}
 	os.WriteFile(filepath.Join(work, "none.json"), []byte("{}"), 0o600)
 	// agents is a command whose config lists agents at the addresses
@@ -164,7 +175,7 @@ func run(o options) error {
 		cfg := filepath.Join(work, strings.NewReplacer(" ", "-", ",", "", "(", "", ")", "").Replace(name)+".json")
 		os.WriteFile(cfg, b, 0o600)
 		args := []string{o.podhook, "createRuntime", "--log-file", filepath.Join(work, "log", name+".log"), "--config", cfg}
-		return command{Name: name, Args: args, stdin: state, code: code}
+		return command{Name: name, Args: args, Env: hookEnv, stdin: state, code: code}
 	}
 
 	// The floor and the hook are timed in pairs, with a do-nothing
@@ -172,10 +183,18 @@ func run(o options) error {
 	// hostile row's 900 KB request keeps the agent busy after it). The
 	// other rows run in a second set, with the hook again for their
 	// ratios.
+	//
+	// The floor runs bare, and again with the hook's GOMAXPROCS=1 (see
+	// hooksd.DefaultEnv), and the hook again without it: what that setting
+	// saves, and how far the hook is from a grpc-go call given it too.
+	bareHook := hook(bareHookRow, states["8K"], sock, 0)
+	bareHook.Env = bareEnv
 	pairs := []command{
-		{Name: "noop", Args: []string{floors["noop"]}},
-		{Name: "grpc-floor", Args: []string{floors["grpcfloor"], sock}},
+		{Name: "noop", Args: []string{floors["noop"]}, Env: bareEnv},
+		{Name: "grpc-floor", Args: []string{floors["grpcfloor"], sock}, Env: bareEnv},
+		{Name: floorEnvRow, Args: []string{floors["grpcfloor"], sock}, Env: floorEnv},
 		hook("hook live agent", states["8K"], sock, 0),
+		bareHook,
 	}
 	rest := []command{
 		hook(besideRow, states["8K"], sock, 0),
@@ -227,6 +246,8 @@ func run(o options) error {
 		}
 	}
 	ratio("hook/grpc-floor", "hook live agent", "grpc-floor")
+	ratio("hook/grpc-floor, both GOMAXPROCS=1", "hook live agent", floorEnvRow)
+	ratio("hook without GOMAXPROCS=1/grpc-floor", bareHookRow, "grpc-floor")
 	ratio("hook/noop", "hook live agent", "noop")
 	ratio("socket missing/live agent", "hook socket missing", besideRow)
 	ratio("stale socket/live agent", "hook stale socket", besideRow)
@@ -267,6 +288,8 @@ func run(o options) error {
 // keys each carry 64 KB; the others, the rows of two agents at once and of
 // a hung agent.
 const (
+	floorEnvRow  = "grpc-floor, GOMAXPROCS=1"
+	bareHookRow  = "hook live agent, without GOMAXPROCS=1"
 	besideRow    = "hook live agent, beside the rows below"
 	hostileRow   = "hook live, hostile 64K values"
 	twoAgentsRow = "hook two live agents"
@@ -432,7 +455,7 @@ func once(c command) (time.Duration, error) {
 // run1 runs c, checks its exit code and returns its wall time.
 func run1(c command, stderr *strings.Builder) (time.Duration, error) {
 	cmd := exec.Command(c.Args[0], c.Args[1:]...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.Env = c.Env
 	if c.stdin != "" {
 		f, err := os.Open(c.stdin)
 		if err != nil {
