@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -33,6 +34,16 @@ type Client struct {
 	conn        *grpc.ClientConn
 	timeout     time.Duration
 	stopTimeout time.Duration
+	// dial connects to the agent's socket and checks its peer.
+	dial func(context.Context) (net.Conn, error)
+	// early is the connection Dial made, until the first dial takes it.
+	early atomic.Pointer[dialed]
+}
+
+// dialed is a connection made ahead of the first dial, or why not.
+type dialed struct {
+	conn net.Conn
+	err  error
 }
 
 type options struct {
@@ -63,21 +74,27 @@ func New(address string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	dial := func(ctx context.Context, _ string) (net.Conn, error) {
+	c := &Client{timeout: o.timeout, stopTimeout: o.stopTimeout}
+	c.dial = func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
-		c, err := d.DialContext(ctx, "unix", path)
+		nc, err := d.DialContext(ctx, "unix", path)
 		if err != nil {
 			return nil, err
 		}
-		if err := checkPeer(c, o.peerUID); err != nil {
-			c.Close()
+		if err := checkPeer(nc, o.peerUID); err != nil {
+			nc.Close()
 			return nil, err
 		}
-		return c, nil
+		return nc, nil
 	}
 	conn, err := grpc.NewClient("passthrough:///agent",
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(dial),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			if d := c.early.Swap(nil); d != nil {
+				return d.conn, d.err
+			}
+			return c.dial(ctx)
+		}),
 		grpc.WithAuthority("localhost"),
 		grpc.WithDisableServiceConfig(),
 		grpc.WithDisableRetry(),
@@ -85,7 +102,24 @@ func New(address string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrAddress, err)
 	}
-	return &Client{conn: conn, timeout: o.timeout, stopTimeout: o.stopTimeout}, nil
+	c.conn = conn
+	return c, nil
+}
+
+// Dial connects to the agent's socket now, before grpc-go has set up its
+// side of the connection (which Connect then starts): the agent accepts
+// and answers the handshake while the caller reads its input, in parallel
+// on another CPU, and the client's first connection is this one. A failure
+// to connect, or a peer that is not the agent's user, is kept as that
+// first connection's error, so the first call fails as it would have. A
+// unix socket's connect returns at once, even to an agent that never
+// accepts (the listen backlog takes it), or fails at once when its backlog
+// is full.
+func (c *Client) Dial() {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	nc, err := c.dial(ctx)
+	c.early.Store(&dialed{nc, err})
 }
 
 // Connect starts connecting in the background without waiting, so that the

@@ -102,18 +102,27 @@ func runStage(std stdio, st hook.Stage, start time.Time, args stageArgs, argsErr
 }
 
 // connectAgents returns a client for every configured agent, each
-// dialling while the log is opened and the state and config.json are read
-// and decoded. No Close: the process exits right after the decision, and a
+// connecting while the log is opened and the state and config.json are
+// read and decoded. Every socket is connected first (Dial), so that each
+// agent accepts and answers the handshake while this process sets up
+// grpc-go and reads its input; then grpc-go starts on those connections
+// (Connect). No Close: the process exits right after the decision, and a
 // graceful close costs time on every container start.
 func connectAgents(cfg config.Config) ([]hook.Peer, error) {
 	list := cfg.AgentList()
 	peers := make([]hook.Peer, len(list))
+	clients := make([]*agentclient.Client, len(list))
 	for i, a := range list {
 		client, err := agentclient.New(a.Address, agentclient.WithTimeout(cfg.Timeout.Duration()),
 			agentclient.WithStopTimeout(cfg.PoststopTimeout.Duration()), agentclient.WithPeerUID(*a.AgentUID))
 		if err != nil {
 			return nil, err
 		}
+		client.Dial()
+		clients[i] = client
+	}
+	for i, a := range list {
+		client := clients[i]
 		client.Connect()
 		var agent hook.Agent = client
 		if a.Protocol == config.ProtocolTetragon {
