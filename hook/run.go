@@ -270,8 +270,8 @@ type agentRecord struct {
 	MS        float64 `json:"ms"`
 }
 
-func agentRecords(outcomes []Outcome, create bool) []agentRecord {
-	out := make([]agentRecord, len(outcomes))
+func agentRecords(outcomes []Outcome, create bool) agentList {
+	out := make(agentList, len(outcomes))
 	for i, o := range outcomes {
 		r := agentRecord{Name: o.Name, Protocol: o.Protocol, Required: o.Required, MS: ms(o.Took)}
 		switch {
