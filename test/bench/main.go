@@ -205,10 +205,14 @@ func run(o options) error {
 		hook("hook live, config 2M", states["2M"], sock, 0),
 		hook(hostileRow, states["hostile"], sock, 1),
 		agents(twoAgentsRow, states["8K"], 0, sock, sock2),
+		// What a second agent costs any grpc-go program on this machine:
+		// the floor's Check to one agent and to two at once.
+		{Name: floorBesideRow, Args: []string{floors["grpcfloor"], sock}, Env: floorEnv},
+		{Name: floorTwoRow, Args: []string{floors["grpcfloor"], sock, sock2}, Env: floorEnv},
 	}
 	if o.quick {
 		rest = slices.DeleteFunc(rest, func(c command) bool {
-			return !slices.Contains([]string{besideRow, "hook live, config 20K", hostileRow, twoAgentsRow}, c.Name)
+			return !slices.Contains([]string{besideRow, "hook live, config 20K", hostileRow, twoAgentsRow, floorBesideRow, floorTwoRow}, c.Name)
 		})
 	}
 	fmt.Fprintf(os.Stderr, "timing %d commands in pairs and %d more, %d warm-up + %d runs each, alternating...\n", len(pairs), len(rest), o.warmup, o.runs)
@@ -255,6 +259,7 @@ func run(o options) error {
 	ratio("config 200K/config 20K", "hook live, config 200K", "hook live, config 20K")
 	ratio("hostile 64K/live agent", hostileRow, besideRow)
 	ratio("two agents/one agent", twoAgentsRow, besideRow)
+	ratio("two agents/one agent, grpc-floor", floorTwoRow, floorBesideRow)
 	ratio("two agents one hung/one hung", twoHungRow, hungRow)
 	if o.gate {
 		base, err := readBaseline(o.baseline)
@@ -288,14 +293,16 @@ func run(o options) error {
 // keys each carry 64 KB; the others, the rows of two agents at once and of
 // a hung agent.
 const (
-	sameEnvRatio = "hook/grpc-floor, both GOMAXPROCS=1"
-	floorEnvRow  = "grpc-floor, GOMAXPROCS=1"
-	bareHookRow  = "hook live agent, without GOMAXPROCS=1"
-	besideRow    = "hook live agent, beside the rows below"
-	hostileRow   = "hook live, hostile 64K values"
-	twoAgentsRow = "hook two live agents"
-	hungRow      = "hook hung agent (--timeout 500ms)"
-	twoHungRow   = "hook two agents, one hung (--timeout 500ms)"
+	sameEnvRatio   = "hook/grpc-floor, both GOMAXPROCS=1"
+	floorEnvRow    = "grpc-floor, GOMAXPROCS=1"
+	bareHookRow    = "hook live agent, without GOMAXPROCS=1"
+	besideRow      = "hook live agent, beside the rows below"
+	floorBesideRow = "grpc-floor, GOMAXPROCS=1, beside the rows below"
+	floorTwoRow    = "grpc-floor, two agents at once, GOMAXPROCS=1"
+	hostileRow     = "hook live, hostile 64K values"
+	twoAgentsRow   = "hook two live agents"
+	hungRow        = "hook hung agent (--timeout 500ms)"
+	twoHungRow     = "hook two agents, one hung (--timeout 500ms)"
 )
 
 // Baseline is test/bench/baseline.json: what the gate holds a run to.
