@@ -39,7 +39,7 @@ K8S_TOOLS    ?= $(HOME)/.cache/podhook/kubernetes-$(K8S_VERSION)
 HELM_VERSION       ?= v3.22.0
 HELM_TOOLS         ?= $(HOME)/.cache/podhook/helm-$(HELM_VERSION)
 
-FUZZ_TARGETS := ./internal/config:FuzzParse ./agentclient:FuzzWireRequest ./agentclient:FuzzParseCreateResponse ./hook:FuzzFit ./hook:FuzzParseState ./hook:FuzzParseSpec ./hook:FuzzAnnotations ./hook:FuzzAgentListJSON ./resolver:FuzzResolve ./resolver:FuzzExpandCgroupsPath ./resolver:FuzzExpandSlice ./internal/safetext:FuzzLine
+FUZZ_TARGETS := ./internal/config:FuzzParse ./agentclient:FuzzWireRequest ./agentclient:FuzzParseCreateResponse ./hook:FuzzFit ./hook:FuzzParseState ./hook:FuzzParseSpec ./hook:FuzzAnnotations ./hook:FuzzAgentListJSON ./internal/jsonlog:FuzzHandler ./resolver:FuzzResolve ./resolver:FuzzExpandCgroupsPath ./resolver:FuzzExpandSlice ./internal/safetext:FuzzLine
 
 .PHONY: breakdown image help build test unit lint fuzz manifests helm-tool e2e e2e-containerd containerd-tools e2e-crio crio-tools k8s-tools e2e-k8s bench-k8s bench bench-gate generate check-generate demo clean
 

@@ -22,6 +22,7 @@ import (
 	"github.com/podhook/podhook/internal/hooksd"
 	"github.com/podhook/podhook/internal/hostpath"
 	"github.com/podhook/podhook/internal/install"
+	"github.com/podhook/podhook/internal/jsonlog"
 	"github.com/podhook/podhook/internal/logfile"
 	"github.com/podhook/podhook/internal/runtimeconf"
 )
@@ -231,7 +232,7 @@ func keeperRecord(c *cli.Context, o install.Options, kind, hostPath string) {
 	if kind == install.EventInvalidConfig {
 		level = slog.LevelError
 	}
-	slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{ReplaceAttr: utcTime})).Log(context.Background(), level, "keeper: "+kind,
+	slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{ReplaceAttr: jsonlog.UTC})).Log(context.Background(), level, "keeper: "+kind,
 		slog.String("keeper_event", kind), slog.String("path", hostPath))
 }
 
