@@ -45,7 +45,9 @@ func TestAllowAndPoststop(t *testing.T) {
 		t.Fatalf("the sandbox got the hook: %+v", evs)
 	}
 	rec := w.Record(id, "createRuntime")
-	if rec["decision"] != "allow" || rec["identity_trusted"] != true || rec["identity_source"] != "runtime" || rec["runtime"] != "containerd" {
+	// gomaxprocs: the hook podhook-nri added carried the registration's
+	// env (GOMAXPROCS=1) through containerd.
+	if rec["decision"] != "allow" || rec["identity_trusted"] != true || rec["identity_source"] != "runtime" || rec["runtime"] != "containerd" || rec["gomaxprocs"] != 1.0 {
 		t.Fatalf("record %v", rec)
 	}
 

@@ -45,7 +45,8 @@ func TestAllowAndPoststop(t *testing.T) {
 		t.Fatalf("request %+v", r)
 	}
 	rec := w.Record(id, "createRuntime")
-	if rec["decision"] != "allow" || rec["identity_trusted"] != true || rec["identity_source"] != "annotations" || rec["runtime"] != "cri-o" {
+	// gomaxprocs: CRI-O passed the registration's env (GOMAXPROCS=1).
+	if rec["decision"] != "allow" || rec["identity_trusted"] != true || rec["identity_source"] != "annotations" || rec["runtime"] != "cri-o" || rec["gomaxprocs"] != 1.0 {
 		t.Fatalf("record %v", rec)
 	}
 	// runc runs poststop when the container is deleted: CRI-O deletes it

@@ -31,7 +31,9 @@ func TestAgentUp(t *testing.T) {
 	if evs[1].Request.Container.ID != r.id || evs[1].Request.Stage != "poststop" {
 		t.Fatalf("stop event %+v", evs[1].Request)
 	}
-	if rec := e.createRecord(r.id); rec["decision"] != "allow" || rec["pod_namespace"] != "payments" {
+	// podman passed the registration's env: the hook ran on one
+	// scheduler thread.
+	if rec := e.createRecord(r.id); rec["decision"] != "allow" || rec["pod_namespace"] != "payments" || rec["gomaxprocs"] != 1.0 {
 		t.Fatalf("record %v", rec)
 	}
 }
