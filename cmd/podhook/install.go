@@ -232,7 +232,7 @@ func keeperRecord(c *cli.Context, o install.Options, kind, hostPath string) {
 	if kind == install.EventInvalidConfig {
 		level = slog.LevelError
 	}
-	slog.New(slog.NewJSONHandler(f, &slog.HandlerOptions{ReplaceAttr: jsonlog.UTC})).Log(context.Background(), level, "keeper: "+kind,
+	slog.New(jsonlog.New(f, slog.LevelInfo)).Log(context.Background(), level, "keeper: "+kind,
 		slog.String("keeper_event", kind), slog.String("path", hostPath))
 }
 
